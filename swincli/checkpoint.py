@@ -1,0 +1,229 @@
+"""Our checkpoint format: one ``.safetensors`` file per model.
+
+The tensors are the model's state dict in the official key layout (derived buffers excluded). The
+safetensors metadata (string to string) carries everything needed to rebuild and use the model:
+
+- ``format`` = ``"swincli"`` and ``format_version`` (an integer, bumped on incompatible changes)
+- ``config``: the full :class:`SwinConfig` as JSON
+- ``class_names``: JSON list (or absent)
+- ``preprocessing``: JSON object: input_size [H, W], crop_pct, interpolation, mean, std
+- ``provenance``: JSON object: where the weights came from, training arguments, swincli version
+
+safetensors cannot execute code on load, unlike pickle, so reading a file from anywhere is safe.
+Writes go to a temporary file in the same folder and are renamed over the target, so an interrupted
+save never leaves a truncated checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from swincli.errors import CheckpointError, SwinError
+from swincli.models.config import SwinConfig, to_pair
+
+if TYPE_CHECKING:
+    from swincli.models.swin import SwinTransformer
+
+FORMAT_NAME = "swincli"
+FORMAT_VERSION = 1
+DEFAULT_CROP_PCT = 0.875  # the official evaluation: resize to size/0.875, centre crop
+
+
+@dataclass
+class Preprocessing:
+    """Evaluation preprocessing: resize the short side to size/crop_pct, centre-crop, normalise."""
+
+    input_size: tuple[int, int] = (224, 224)
+    crop_pct: float = DEFAULT_CROP_PCT
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(
+            input_size=to_pair(data.get("input_size", 224), "input_size"),
+            crop_pct=float(data.get("crop_pct", DEFAULT_CROP_PCT)),
+            interpolation=str(data.get("interpolation", "bicubic")),
+            mean=tuple(float(v) for v in data.get("mean", cls.mean)),
+            std=tuple(float(v) for v in data.get("std", cls.std)),
+        )
+
+    @classmethod
+    def for_config(cls, config: SwinConfig, crop_pct: float = DEFAULT_CROP_PCT) -> "Preprocessing":
+        return cls(input_size=config.image_hw, crop_pct=crop_pct)
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint's metadata says, read without loading the tensors."""
+
+    path: Path
+    format_version: int
+    config: SwinConfig
+    class_names: list[str] | None = None
+    preprocessing: Preprocessing | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def save_model(
+    model: "SwinTransformer",
+    path: str | os.PathLike,
+    class_names: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` atomically; class names and preprocessing default to the model's own."""
+    from safetensors.torch import save_file
+
+    from swincli._version import __version__
+
+    path = Path(path)
+    class_names = class_names if class_names is not None else getattr(model, "class_names", None)
+    if class_names is not None and len(class_names) != model.config.num_classes:
+        raise SwinError(
+            f"{len(class_names)} class names for a model with {model.config.num_classes} classes",
+            hint="pass one name per output class",
+        )
+    preprocessing = preprocessing or getattr(model, "preprocessing", None) or Preprocessing.for_config(model.config)
+    prov = dict(getattr(model, "provenance", None) or {})
+    prov.update(provenance or {})
+    prov.setdefault("swincli_version", __version__)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "config": model.config.to_json(),
+        "preprocessing": json.dumps(preprocessing.to_dict()),
+        "provenance": json.dumps(prov, default=str),
+    }
+    if class_names is not None:
+        meta["class_names"] = json.dumps(list(class_names))
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_info(path: str | os.PathLike) -> CheckpointInfo:
+    """Parse and validate a checkpoint's metadata; one-line errors for anything that is not ours."""
+    path = Path(path)
+    meta, keys = _open(path)
+    if meta.get("format") != FORMAT_NAME:
+        layout = guess_layout(keys)
+        what = f"a state dict in the {layout} layout" if layout else "a safetensors file"
+        raise CheckpointError(
+            f"{path} is {what}, not a swincli checkpoint (no swincli metadata)",
+            hint=f"convert it first: swin convert {path} -o model.safetensors",
+        )
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise CheckpointError(f"{path}: unreadable format_version {meta.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {version}; this swincli reads up to {FORMAT_VERSION}",
+            hint="upgrade swincli: python -m pip install -U swincli",
+        )
+    try:
+        config = SwinConfig.from_json(meta["config"])
+        names = json.loads(meta["class_names"]) if "class_names" in meta else None
+        prep = Preprocessing.from_dict(json.loads(meta["preprocessing"])) if "preprocessing" in meta else None
+        prov = json.loads(meta.get("provenance", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: corrupt swincli metadata ({exc})") from None
+    return CheckpointInfo(path, version, config, names, prep, prov)
+
+
+def load_model(path: str | os.PathLike, device: str | None = None) -> "SwinTransformer":
+    """Build the model from the stored config and load the weights strictly."""
+    import torch
+    from safetensors.torch import load_file
+
+    from swincli.models.swin import SwinTransformer
+
+    info = read_info(path)
+    try:
+        state = load_file(str(info.path), device=str(device or "cpu"))
+    except Exception as exc:  # safetensors raises its own error types for damaged data
+        raise CheckpointError(f"{info.path} is truncated or corrupt ({exc})", hint="re-download or re-save it") from None
+    with torch.device("meta"):
+        model = SwinTransformer(info.config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
+        raise CheckpointError(f"{info.path}: weights do not match the stored config ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True, assign=True)
+    model.rebuild_buffers(device or "cpu")
+    model.class_names = info.class_names
+    model.preprocessing = info.preprocessing
+    model.provenance = info.provenance
+    return model.eval()
+
+
+def _open(path: Path) -> tuple[dict[str, str], list[str]]:
+    from safetensors import safe_open
+
+    if not path.exists():
+        raise CheckpointError(f"no such checkpoint: {path}", hint="check the path")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file", hint="pass the .safetensors file")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path} is a PyTorch pickle checkpoint, not a swincli .safetensors file",
+            hint=f"convert it first: swin convert {path} -o model.safetensors",
+        )
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {}), list(fh.keys())
+    except Exception as exc:
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({size} bytes: {_short(exc)})",
+            hint="the file may be truncated or corrupt; re-download or re-save it",
+        ) from None
+
+
+def guess_layout(keys: list[str]) -> str | None:
+    """Name the library whose state-dict layout these keys look like (for error messages)."""
+    keys = [k.removeprefix("model.").removeprefix("module.") for k in keys]
+    if any(k.startswith("features.0.0.") for k in keys):
+        return "torchvision"
+    if any(k.startswith(("swin.", "swinv2.")) for k in keys):
+        return "Hugging Face"
+    if any(k.startswith("head.fc.") for k in keys) or (
+        any(k.startswith("layers.1.downsample.") for k in keys) and not any(k.startswith("layers.0.downsample.") for k in keys)
+    ):
+        return "timm"
+    if any(k.startswith("layers.0.downsample.") for k in keys):
+        return "official (Microsoft)"
+    return None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:120]

@@ -1,0 +1,1 @@
+"""The Swin V1/V2 architecture, its configuration and the registry of named variants."""

@@ -1,0 +1,168 @@
+"""Window multi-head self-attention (W-MSA / SW-MSA) for Swin V1 and V2.
+
+V1: dot-product attention scaled by hd^-0.5 plus a learned relative position bias.
+V2: scaled cosine attention (normalised q and k, times a learned per-head logit scale clamped at
+log 100) plus the continuous position bias; the k projection has no bias.
+
+Both run through ``F.scaled_dot_product_attention``: the position bias and the shift mask are folded
+into one additive mask, and V2's cosine attention becomes SDPA on normalised q (pre-multiplied by the
+logit scale) with ``scale=1``. In eval mode without autograd the folded mask of each padded map size is
+computed once and reused until the weights, dtype or device change. ``impl = "eager"`` keeps the
+textbook path (explicit softmax) for tests and export.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from swincli.models.config import Pair
+from swincli.models.continuous_position_bias import continuous_bias, cpb_mlp, log_spaced_coords
+from swincli.models.relative_position_bias import gather_bias, relative_position_index, table_size
+from swincli.models.shift_mask import shift_mask
+
+LOGIT_SCALE_MAX = math.log(1.0 / 0.01)
+ATTENTION_IMPLS = ("sdpa", "eager")
+
+
+class WindowAttention(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window: Pair,
+        version: int = 1,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        pretrained_window: Pair = (0, 0),
+        rel_pos: bool = True,
+    ) -> None:
+        super().__init__()
+        self.dim, self.num_heads, self.window, self.version = dim, num_heads, tuple(window), version
+        self.head_dim = dim // num_heads
+        self.rel_pos = rel_pos
+        self.impl = "sdpa"
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias and version == 1)
+        if version == 2:
+            self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
+            if qkv_bias:
+                self.q_bias = nn.Parameter(torch.zeros(dim))
+                self.v_bias = nn.Parameter(torch.zeros(dim))
+            else:
+                self.q_bias = self.v_bias = None
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.pretrained_window = tuple(pretrained_window)
+        if rel_pos:
+            if version == 1:
+                self.relative_position_bias_table = nn.Parameter(torch.zeros(table_size(self.window), num_heads))
+                nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+            else:
+                self.cpb_mlp = cpb_mlp(num_heads)
+        self._cache: dict = {}
+        self._build_buffers()
+
+    def _build_buffers(self, device: torch.device | str | None = None) -> None:
+        """Derived tensors: never in checkpoints, rebuilt from the window whenever it changes."""
+        self._cache = {}
+        if not self.rel_pos:
+            return
+        index = relative_position_index(self.window).to(device)
+        self.register_buffer("relative_position_index", index, persistent=False)
+        if self.version == 2:
+            coords = log_spaced_coords(self.window, self.pretrained_window).to(device)
+            self.register_buffer("relative_coords_table", coords, persistent=False)
+
+    # ------------------------------------------------------------------ bias and mask
+    def position_bias(self) -> Tensor | None:
+        """``(heads, N, N)`` position bias of this window, or None for the "no pos." ablation."""
+        if not self.rel_pos:
+            return None
+        if self.version == 1:
+            return gather_bias(self.relative_position_bias_table, self.relative_position_index)
+        return continuous_bias(self.cpb_mlp, self.relative_coords_table, self.relative_position_index)
+
+    def _bias_params(self) -> list[Tensor]:
+        if not self.rel_pos:
+            return []
+        if self.version == 1:
+            return [self.relative_position_bias_table]
+        return list(self.cpb_mlp.parameters())
+
+    def attn_mask(self, size: Pair, shift: Pair, dtype: torch.dtype, device: torch.device) -> Tensor | None:
+        """Position bias plus shift mask: None, ``(heads, N, N)`` or ``(nW, heads, N, N)``."""
+        cacheable = not self.training and not torch.is_grad_enabled()
+        if cacheable:
+            key = (size, shift, dtype, device, tuple((p.data_ptr(), p._version) for p in self._bias_params()))
+            hit = self._cache.get("mask")
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        mask = self._fold(size, shift, device)
+        mask = None if mask is None else mask.to(dtype)
+        if cacheable:
+            self._cache["mask"] = (key, mask)
+        return mask
+
+    def _fold(self, size: Pair, shift: Pair, device: torch.device) -> Tensor | None:
+        bias = self.position_bias()
+        region = self._shift_mask(size, shift, device)
+        if region is None:
+            return bias
+        region = region[:, None]  # (nW, 1, N, N)
+        return region if bias is None else bias[None] + region
+
+    def _shift_mask(self, size: Pair, shift: Pair, device: torch.device) -> Tensor | None:
+        key = (size, shift, device)
+        hit = self._cache.get("shift")
+        if hit is None or hit[0] != key:
+            hit = (key, shift_mask(size, self.window, shift, device))
+            self._cache["shift"] = hit
+        return hit[1]
+
+    def _apply(self, fn, recurse=True):  # .to()/.half() etc. invalidate cached tensors
+        self._cache = {}
+        return super()._apply(fn, recurse)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tensor, size: Pair, shift: Pair = (0, 0)) -> Tensor:
+        """``x``: windows ``(B, nW, N, C)`` of a padded map ``size``; returns the same shape."""
+        nw, n, c = x.shape[1], x.shape[2], x.shape[3]
+        heads, hd = self.num_heads, self.head_dim
+        bias = self.qkv.bias
+        if self.version == 2 and self.q_bias is not None:
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias).view(-1, nw, n, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv.unbind(0)  # (B, nW, heads, N, hd)
+        scale = None
+        if self.version == 2:
+            logit_scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
+            q = F.normalize(q, dim=-1) * logit_scale.to(q.dtype)
+            k = F.normalize(k, dim=-1)
+            scale = 1.0
+        mask = self.attn_mask(size, shift, q.dtype, q.device)
+        drop = self.attn_drop if self.training else 0.0
+        if self.impl == "eager":
+            out = self._eager(q, k, v, mask, scale, drop)
+        elif mask is None or mask.dim() == 3:  # the same mask for every window: batch the windows
+            flat = [t.reshape(-1, heads, n, hd) for t in (q, k, v)]
+            out = F.scaled_dot_product_attention(*flat, attn_mask=mask, dropout_p=drop, scale=scale)
+        else:  # one mask per window: fold windows into the head axis so the mask broadcasts over B
+            flat = [t.reshape(-1, nw * heads, n, hd) for t in (q, k, v)]
+            mask = mask.reshape(1, nw * heads, n, n)
+            out = F.scaled_dot_product_attention(*flat, attn_mask=mask, dropout_p=drop, scale=scale)
+        out = out.view(-1, nw, heads, n, hd).transpose(2, 3).reshape(-1, nw, n, c)
+        return self.proj_drop(self.proj(out))
+
+    def _eager(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | None, drop: float) -> Tensor:
+        if scale is None:
+            q = q * self.head_dim**-0.5
+        attn = q @ k.transpose(-2, -1)  # (B, nW, heads, N, N)
+        if mask is not None:
+            attn = attn + mask
+        attn = F.dropout(attn.softmax(dim=-1), drop, self.training)
+        return attn @ v

@@ -1,0 +1,28 @@
+"""Window partition and its reverse: the non-overlapping M x M windows self-attention runs in.
+
+Tokens stay channels-last ``(B, H, W, C)``. Windows keep the batch as their own leading dimension,
+``(B, nW, N, C)``, and every reshape uses ``-1`` for the batch: computing it with a Python ``int()``
+of a shape product freezes it into exported graphs (the official code's ONNX dynamic-batch bug).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from swincli.models.config import Pair
+
+
+def window_partition(x: Tensor, window: Pair) -> Tensor:
+    """``(B, H, W, C)`` -> ``(B, nW, wh*ww, C)``, windows in row-major order. H, W must be multiples."""
+    _, h, w, c = x.shape
+    wh, ww = window
+    x = x.view(-1, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, (h // wh) * (w // ww), wh * ww, c)
+
+
+def window_reverse(windows: Tensor, window: Pair, height: int, width: int) -> Tensor:
+    """``(B, nW, wh*ww, C)`` -> ``(B, H, W, C)``: the inverse of :func:`window_partition`."""
+    wh, ww = window
+    c = windows.shape[-1]
+    x = windows.view(-1, height // wh, width // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, height, width, c)
