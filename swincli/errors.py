@@ -28,14 +28,14 @@ class SwinUsageError(SwinError):
     exit_code = 2
 
 
-class UnknownModelError(SwinUsageError, KeyError):
+class UnknownModelError(SwinError, KeyError):
     """A model name that is neither a canonical name nor an alias."""
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.message
 
 
-class ConfigError(SwinUsageError, ValueError):
+class ConfigError(SwinError, ValueError):
     """A model configuration that cannot be built (wrong lengths, impossible sizes)."""
 
 

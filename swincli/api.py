@@ -1,0 +1,79 @@
+"""The Python API behind the ``swin`` subcommands: each returns plain data the CLI renders.
+
+Functions here never print; ``swin models info swin-t --json`` prints exactly what
+``swincli.api.model_info("swin-t")`` returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swincli.models.complexity import count_macs, count_params
+from swincli.models.config import SwinConfig
+from swincli.models.registry import ModelEntry, get_entry, list_models
+
+
+def _summary(entry: ModelEntry, config: SwinConfig) -> dict[str, Any]:
+    macs = count_macs(config)
+    return {
+        "name": entry.name,
+        "aliases": list(entry.aliases),
+        "description": entry.description,
+        "version": config.version,
+        "img_size": list(config.image_hw),
+        "window_size": [list(w) for w in config.stage_windows],
+        "params": count_params(config),
+        "macs": macs.total,
+        "weights": [f"{entry.name}.{w.tag}" for w in entry.weights],
+    }
+
+
+def models_table(pattern: str | None = None, version: int | None = None, pretrained: bool = False) -> list[dict]:
+    """One summary per registered variant (params and MACs at its own size, 1000-class head as registered)."""
+    return [_summary(e, e.build_config()) for e in list_models(pattern, version, pretrained)]
+
+
+def model_info(name: str, img_size: Any = None, window_size: Any = None, num_classes: int | None = None) -> dict:
+    """Config, layout per stage, params, MACs per stage and known weights of a variant."""
+    entry = get_entry(name)
+    config = entry.build_config(img_size=img_size, window_size=window_size, num_classes=num_classes)
+    macs = count_macs(config)
+    out = _summary(entry, config)
+    out["config"] = config.to_dict()
+    out["macs_per_stage"] = {"stem": macs.stem, "stages": list(macs.stages), "head": macs.head}
+    out["stages"] = [
+        {
+            "stage": st.index,
+            "resolution": list(st.resolution),
+            "dim": st.dim,
+            "depth": st.depth,
+            "heads": st.num_heads,
+            "window": list(st.window),
+            "shift": list(st.shift),
+            "pretrained_window": list(st.pretrained_window),
+            "padded": list(st.padded),
+            "macs": macs.stages[st.index],
+        }
+        for st in config.layout()
+    ]
+    out["weights"] = [
+        {
+            "name": f"{entry.name}.{w.tag}",
+            "dataset": w.dataset,
+            "num_classes": w.num_classes,
+            "top1": w.top1,
+            "crop_pct": w.crop_pct,
+            "interpolation": w.interpolation,
+            "hf_hub_id": f"timm/{entry.name}.{w.tag}" if w.hub else None,
+            "default": w is entry.default_weights,
+        }
+        for w in entry.weights
+    ]
+    return out
+
+
+def environment() -> dict[str, Any]:
+    """Versions, hardware and installed plugins: the facts a bug report needs."""
+    from swincli.environment import collect
+
+    return collect()

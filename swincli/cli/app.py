@@ -1,0 +1,84 @@
+"""The ``swin`` Typer app: one factory, every subcommand mounted from the ``swincli.commands`` group.
+
+An entry point resolves to a ``typer.Typer`` (mounted as a command group) or a function (mounted as
+one command; an ``examples`` attribute, a list of command lines, becomes its help epilog). Built-ins
+are entry points of the swincli distribution; a plugin from another distribution may not replace one,
+and a plugin that fails to import is reported on stderr and skipped, so ``swin --help`` always works.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from swincli._version import __version__
+from swincli.cli.options import examples
+from swincli.plugins import PluginSpec, discover, disabled
+
+
+def typer_factory(**kwargs) -> typer.Typer:
+    """Shared settings for the root app and every command group."""
+    settings = dict(
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    settings.update(kwargs)
+    return typer.Typer(**settings)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"swin {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version_callback, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """[bold]swin[/bold]: train, fine-tune, predict, profile and convert Swin Transformer V1/V2 models.
+
+    Set SWIN_DEBUG=1 to see full tracebacks.
+    """
+
+
+def build_app(warn=None) -> typer.Typer:
+    """The root app with every discovered command mounted; ``warn`` receives one line per skipped plugin."""
+    warn = warn or (lambda line: typer.echo(f"warning: {line}", err=True))
+    app = typer_factory(
+        help=_root.__doc__,
+        epilog=examples("swin models list 'swinv2*'", "swin models info swin-t", "swin env"),
+    )
+    app.callback()(_root)
+    mounted: dict[str, PluginSpec] = {}
+    off = disabled()
+    for spec in discover():
+        if not spec.builtin and ("*" in off or spec.name in off):
+            continue
+        if spec.name in mounted:
+            owner = mounted[spec.name]
+            why = "a built-in command" if owner.builtin else f"the plugin from {owner.dist}"
+            warn(f"plugin {spec.name!r} from {spec.dist} would replace {why}; ignored")
+            continue
+        try:
+            target = spec.entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+            warn(f"plugin {spec.name!r} from {spec.dist} failed to load ({type(exc).__name__}: {exc}); skipped")
+            continue
+        panel = None if spec.builtin else "Plugins"
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=spec.name, rich_help_panel=panel)
+        elif callable(target):
+            epilog = examples(*target.examples) if getattr(target, "examples", None) else None
+            app.command(name=spec.name, rich_help_panel=panel, epilog=epilog)(target)
+        else:
+            warn(f"plugin {spec.name!r} from {spec.dist} is neither a typer.Typer nor a function; skipped")
+            continue
+        mounted[spec.name] = spec
+    return app

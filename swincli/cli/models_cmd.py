@@ -1,0 +1,107 @@
+"""``swin models``: list the registered variants and show one in detail."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+
+from rich.table import Table
+
+from swincli import api
+from swincli.cli import render
+from swincli.cli.app import typer_factory
+from swincli.cli.options import JsonOpt, ModelArg, SizeOpt, WindowOpt, examples, parse_size, parse_window
+
+app = typer_factory(help="List Swin variants and show their architecture, cost and weights.")
+
+
+_TAGS = {"ms_in1k": "1k", "ms_in22k": "22k", "ms_in22k_ft_in1k": "22k>1k"}
+
+
+def _win(windows: list) -> str:
+    shown = ["x".join(map(str, w)) if w[0] != w[1] else str(w[0]) for w in windows]
+    return shown[0] if len(set(shown)) == 1 else ",".join(shown)
+
+
+def _size(hw: list) -> str:
+    return str(hw[0]) if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
+
+
+@app.command(
+    "list",
+    epilog=examples("swin models list", "swin models list 'swinv2*' --pretrained", "swin models list --v1 --json"),
+)
+def list_(
+    pattern: Annotated[Optional[str], typer.Argument(help="Filter names and aliases (wildcards: 'swinv2*').")] = None,
+    v1: Annotated[bool, typer.Option("--v1", help="Only Swin V1.")] = False,
+    v2: Annotated[bool, typer.Option("--v2", help="Only Swin V2.")] = False,
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="Only variants with released weights.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered variants with size, window, parameters and GMACs."""
+    version = 1 if v1 and not v2 else 2 if v2 and not v1 else None
+    rows = api.models_table(pattern, version, pretrained)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{len(rows)} Swin variants", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("alias", no_wrap=True)
+    table.add_column("size/win", justify="right", no_wrap=True)
+    table.add_column("params", justify="right")
+    table.add_column("GMACs", justify="right")
+    table.add_column("weights")
+    for r in rows:
+        tags = ", ".join(_TAGS.get(w.split(".", 1)[1], w.split(".", 1)[1]) for w in r["weights"]) or "-"
+        size = f"{_size(r['img_size'])}/{_win(r['window_size'])}"
+        table.add_row(r["name"], ", ".join(r["aliases"]), size, f"{r['params'] / 1e6:.1f}M", f"{r['macs'] / 1e9:.1f}", tags)
+    console = render.console()
+    console.print(table)
+    console.print("weights: 1k = ImageNet-1k, 22k = ImageNet-22k (21841 classes), 22k>1k = 22k pretrained, 1k fine-tuned")
+
+
+@app.command(epilog=examples("swin models info swin-t", "swin models info swin-b --size 384 --window 12", "swin models info swinv2-l --json"))
+def info(model: ModelArg, size: SizeOpt = None, window: WindowOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a variant's config, per-stage layout, parameters, MACs (the papers' "FLOPs") and weights."""
+    data = api.model_info(model, img_size=parse_size(size), window_size=parse_window(window))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    console = render.console()
+    cfg = data["config"]
+    console.print(f"[bold]{data['name']}[/bold]  {data['description']}" + (f"  (alias: {', '.join(data['aliases'])})" if data["aliases"] else ""))
+    console.print(
+        f"Swin V{cfg['version']}, {_size(data['img_size'])} px, patch {cfg['patch_size']}, C={cfg['embed_dim']}, "
+        f"depths {tuple(cfg['depths'])}, heads {tuple(cfg['num_heads'])}, {cfg['num_classes']} classes"
+    )
+    console.print(
+        f"[bold]{data['params'] / 1e6:.2f}M[/bold] params ({data['params']:,})   "
+        f"[bold]{data['macs'] / 1e9:.1f} GMACs[/bold] per image ({data['macs']:,} multiply-accumulates)"
+    )
+    stages = Table(title="Stages", title_justify="left")
+    for col in ("stage", "map", "dim", "depth", "heads", "window", "shift", "pretrained window", "GMACs"):
+        stages.add_column(col, justify="right" if col != "stage" else "left")
+    for st in data["stages"]:
+        pre = "-" if st["pretrained_window"] == [0, 0] or cfg["version"] == 1 else _size(st["pretrained_window"])
+        padded = "" if st["padded"] == st["resolution"] else f" (pad {_size(st['padded'])})"
+        stages.add_row(
+            str(st["stage"] + 1), _size(st["resolution"]) + padded, str(st["dim"]), str(st["depth"]), str(st["heads"]),
+            _size(st["window"]), _size(st["shift"]), pre, f"{st['macs'] / 1e9:.2f}",
+        )  # fmt: skip
+    console.print(stages)
+    if not data["weights"]:
+        console.print("No released weights.")
+        return
+    weights = Table(title="Weights", title_justify="left")
+    for col in ("tag", "dataset", "classes", "top-1", "eval crop", "source"):
+        weights.add_column(col)
+    for w in data["weights"]:
+        mark = " [green](default)[/green]" if w["default"] else ""
+        weights.add_row(
+            w["name"].split(".", 1)[1] + mark, w["dataset"], str(w["num_classes"]), f"{w['top1']:.2f}" if w["top1"] else "-",
+            f"{w['crop_pct']:.3g} {w['interpolation']}", "Hugging Face Hub" if w["hf_hub_id"] else "official release",
+        )  # fmt: skip
+    console.print(weights)
