@@ -113,8 +113,9 @@ class WindowAttention(nn.Module):
         region = self._shift_mask(size, shift, device)
         if region is None:
             return bias
-        region = region[:, None]  # (nW, 1, N, N)
-        return region if bias is None else bias[None] + region
+        if bias is None:  # the "no pos." ablation still needs one mask per head for the SDPA layout
+            return region[:, None].expand(-1, self.num_heads, -1, -1)
+        return bias[None] + region[:, None]  # (nW, heads, N, N)
 
     def _shift_mask(self, size: Pair, shift: Pair, device: torch.device) -> Tensor | None:
         key = (size, shift, device)

@@ -105,6 +105,8 @@ class SwinConfig:
     def __post_init__(self) -> None:
         self.depths = tuple(int(d) for d in self.depths)
         self.num_heads = tuple(int(h) for h in self.num_heads)
+        for name in ("img_size", "window_size", "pretrained_window_sizes"):  # lists and tuples compare equal
+            setattr(self, name, _tuplify(getattr(self, name)))
         self.validate()
 
     # ----------------------------------------------------------------- checks
@@ -196,11 +198,7 @@ class SwinConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown config fields {unknown}", hint="was this file written by a newer swincli?")
-        values = dict(data)
-        for key in ("img_size", "window_size", "pretrained_window_sizes"):
-            if isinstance(values.get(key), list):
-                values[key] = _tuplify(values[key])
-        return cls(**values)
+        return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> "SwinConfig":

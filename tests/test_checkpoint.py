@@ -1,0 +1,125 @@
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from swincli import Preprocessing, load_model, read_info, save_model
+from swincli.checkpoint import FORMAT_VERSION
+from swincli.errors import CheckpointError, SwinError
+
+
+def test_round_trip_keeps_weights_and_metadata(tiny_v2, tmp_path):
+    names = [f"class {i}" for i in range(10)]
+    prep = Preprocessing(input_size=(256, 256), crop_pct=0.9)
+    path = save_model(tiny_v2, tmp_path / "sub" / "m.safetensors", class_names=names, preprocessing=prep,
+                      provenance={"source": "test"})  # fmt: skip
+    assert [p.name for p in path.parent.iterdir()] == ["m.safetensors"]  # no temporary file left behind
+    model = load_model(path)
+    x = torch.randn(2, 3, 256, 256)
+    with torch.no_grad():
+        assert torch.equal(model(x), tiny_v2(x))
+    assert model.class_names == names and model.preprocessing == prep
+    assert model.provenance["source"] == "test" and "swincli_version" in model.provenance
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+        assert not [k for k in fh.keys() if "index" in k or "coords" in k]
+    assert meta["format"] == "swincli" and int(meta["format_version"]) == FORMAT_VERSION
+    assert json.loads(meta["config"])["version"] == 2
+    info = read_info(path)
+    assert info.config == tiny_v2.config
+
+
+def test_saving_again_keeps_what_the_model_carries(tiny_v1, tmp_path):
+    first = load_model(save_model(tiny_v1, tmp_path / "a.safetensors", class_names=list("abcdefghij")))
+    second = load_model(save_model(first, tmp_path / "b.safetensors"))
+    assert second.class_names == list("abcdefghij")
+
+
+def test_class_name_count_must_match(tiny_v1, tmp_path):
+    with pytest.raises(SwinError, match="3 class names"):
+        save_model(tiny_v1, tmp_path / "x.safetensors", class_names=["a", "b", "c"])
+
+
+@pytest.fixture
+def saved(tiny_v1, tmp_path):
+    return save_model(tiny_v1, tmp_path / "m.safetensors")
+
+
+def test_missing_and_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0, 7, 5000, -100])
+def test_truncated_files(saved, keep):
+    data = saved.read_bytes()
+    saved.write_bytes(data[:keep] if keep >= 0 else data[:keep])
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(saved)
+
+
+def test_text_file(tmp_path):
+    path = tmp_path / "notes.safetensors"
+    path.write_text("hello, this is not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(path)
+
+
+def test_pickle_checkpoints_point_at_convert(tiny_v1, tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save({"model": tiny_v1.state_dict()}, path)
+    with pytest.raises(CheckpointError, match="pickle") as info:
+        load_model(path)
+    assert "swin convert" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "rename, layout",
+    [
+        (lambda k: k, "official"),
+        (lambda k: "swin." + k, "Hugging Face"),
+        (lambda k: k.replace("head.", "head.fc."), "timm"),
+        (lambda k: k.replace("patch_embed.proj.", "features.0.0."), "torchvision"),
+    ],
+)
+def test_foreign_layouts_are_named(tiny_v1, tmp_path, rename, layout):
+    path = tmp_path / "foreign.safetensors"
+    save_file({rename(k): v.contiguous() for k, v in tiny_v1.state_dict().items()}, str(path))
+    with pytest.raises(CheckpointError, match=layout) as info:
+        load_model(path)
+    assert "swin convert" in info.value.hint
+
+
+def _rewrite(path, tensors=None, **meta_changes):
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+        state = {k: fh.get_tensor(k) for k in fh.keys()}
+    meta.update(meta_changes)
+    save_file(tensors(state) if tensors else state, str(path), metadata=meta)
+
+
+def test_newer_format_is_refused(saved):
+    _rewrite(saved, format_version=str(FORMAT_VERSION + 1))
+    with pytest.raises(CheckpointError, match="upgrade|reads up to"):
+        load_model(saved)
+
+
+def test_corrupt_metadata(saved):
+    _rewrite(saved, config="{not json")
+    with pytest.raises(SwinError):
+        load_model(saved)
+
+
+def test_weights_that_do_not_match_the_config(saved):
+    def drop_head(state):
+        state.pop("head.weight")
+        state["layers.0.blocks.0.attn.relative_position_bias_table"] = torch.zeros(3, 1)
+        return state
+
+    _rewrite(saved, tensors=drop_head)
+    with pytest.raises(CheckpointError, match="missing: head.weight.*wrong shape"):
+        load_model(saved)
