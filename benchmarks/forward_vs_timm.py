@@ -1,0 +1,81 @@
+"""Forward throughput of swincli against timm, same weights, same input, interleaved in one process.
+
+    python benchmarks/forward_vs_timm.py [--batch 8] [--threads 2] [--rounds 5] [--models swin-t swinv2-t]
+
+Prints images/s for both and the ratio (ours / timm; > 1 means we are faster). Each round times
+both models back to back, so machine noise hits both alike; the median round is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import time
+
+import torch
+
+import swincli
+
+TIMM_NAMES = {
+    "swin-t": "swin_tiny_patch4_window7_224",
+    "swin-s": "swin_small_patch4_window7_224",
+    "swin-b": "swin_base_patch4_window7_224",
+    "swinv2-t": "swinv2_tiny_window8_256",
+    "swinv2-s": "swinv2_small_window8_256",
+    "swinv2-b": "swinv2_base_window8_256",
+}
+
+
+def timm_state_to_ours(state: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        if re.search(r"relative_position_index|attn_mask|relative_coords_table|k_bias", key):
+            continue
+        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", key)
+        if m:
+            key = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
+        out[key.replace("head.fc.", "head.")] = value
+    return out
+
+
+def time_once(model, x, iters: int) -> float:
+    start = time.perf_counter()
+    for _ in range(iters):
+        model(x)
+    return iters * x.shape[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    import timm
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["swin-t", "swinv2-t"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, batch {args.batch}, fp32, CPU")
+    for name in args.models:
+        reference = timm.create_model(TIMM_NAMES[name]).eval()
+        ours = swincli.create_model(name).eval()
+        ours.load_state_dict(timm_state_to_ours(reference.state_dict()))
+        x = torch.randn(args.batch, 3, *ours.config.image_hw)
+        with torch.inference_mode():
+            diff = (reference(x) - ours(x)).abs().max().item()
+            for model in (reference, ours):  # warm-up
+                time_once(model, x, 1)
+            rounds = [(time_once(reference, x, args.iters), time_once(ours, x, args.iters)) for _ in range(args.rounds)]
+        ref = statistics.median(r for r, _ in rounds)
+        own = statistics.median(o for _, o in rounds)
+        ratios = [o / r for r, o in rounds]
+        print(
+            f"{name:9s} timm {ref:7.2f} img/s   swincli {own:7.2f} img/s   ratio {own / ref:.3f} "
+            f"(rounds {min(ratios):.3f}..{max(ratios):.3f})   max|logit diff| {diff:.1e}"
+        )
+
+
+if __name__ == "__main__":
+    main()
