@@ -9,13 +9,13 @@ both models back to back, so machine noise hits both alike; the median round is 
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import time
 
 import torch
 
 import swincli
+from swincli.convert.timm_layout import from_timm
 
 TIMM_NAMES = {
     "swin-t": "swin_tiny_patch4_window7_224",
@@ -25,18 +25,6 @@ TIMM_NAMES = {
     "swinv2-s": "swinv2_small_window8_256",
     "swinv2-b": "swinv2_base_window8_256",
 }
-
-
-def timm_state_to_ours(state: dict) -> dict:
-    out = {}
-    for key, value in state.items():
-        if re.search(r"relative_position_index|attn_mask|relative_coords_table|k_bias", key):
-            continue
-        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", key)
-        if m:
-            key = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
-        out[key.replace("head.fc.", "head.")] = value
-    return out
 
 
 def time_once(model, x, iters: int) -> float:
@@ -61,7 +49,7 @@ def main() -> None:
     for name in args.models:
         reference = timm.create_model(TIMM_NAMES[name]).eval()
         ours = swincli.create_model(name).eval()
-        ours.load_state_dict(timm_state_to_ours(reference.state_dict()))
+        ours.load_state_dict(from_timm(reference.state_dict()))
         x = torch.randn(args.batch, 3, *ours.config.image_hw)
         with torch.inference_mode():
             diff = (reference(x) - ours(x)).abs().max().item()

@@ -1,27 +1,13 @@
 """Logit parity with timm (the reference library of the dev extra), random non-trivial weights."""
 
-import re
-
 import pytest
 import torch
 
 from conftest import randomize
 from swincli import SwinConfig, SwinTransformer
+from swincli.convert.timm_layout import from_timm, to_timm
 
 timm = pytest.importorskip("timm")
-
-
-def timm_to_ours(state: dict) -> dict:
-    """timm >= 0.9 puts patch merging at the start of the next stage and the head in head.fc."""
-    out = {}
-    for key, value in state.items():
-        if re.search(r"relative_position_index|attn_mask|relative_coords_table|k_bias", key):
-            continue
-        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", key)
-        if m:
-            key = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
-        out[key.replace("head.fc.", "head.")] = value
-    return out
 
 
 CASES = [
@@ -42,10 +28,17 @@ def test_logits_equal_timm(timm_name, timm_kw, ours_kw, size, impl):
     depths = (2, 2, 2, 2)  # reduced depth keeps the test fast; every stage and both block kinds are covered
     reference = randomize(timm.create_model(timm_name, depths=depths, **timm_kw)).eval()
     ours = SwinTransformer(SwinConfig(depths=depths, **ours_kw)).eval()
-    ours.load_state_dict(timm_to_ours(reference.state_dict()), strict=True)
+    ours.load_state_dict(from_timm(reference.state_dict()), strict=True)
     ours.set_attention(impl)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = reference(x), ours(x)
     rel = ((want - got).abs().max() / want.abs().max()).item()
     assert rel < 1e-5, rel
+
+
+def test_timm_layout_round_trip():
+    reference = timm.create_model("swinv2_tiny_window8_256", depths=(2, 2, 2, 2), num_classes=7)
+    state = {k: v for k, v in reference.state_dict().items() if "relative" not in k and "k_bias" not in k}
+    back = to_timm(from_timm(state))
+    assert back.keys() == state.keys() and all(back[k] is state[k] for k in state)
