@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swincli.errors import CheckpointError, SwinError
+from swincli.fileio import atomic_file
 from swincli.models.config import SwinConfig, to_pair
 
 if TYPE_CHECKING:
@@ -107,17 +107,8 @@ def save_model(
     if class_names is not None:
         meta["class_names"] = json.dumps(list(class_names))
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
@@ -126,8 +117,10 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     path = Path(path)
     meta, keys = _open(path)
     if meta.get("format") != FORMAT_NAME:
+        from swincli.convert.detect import NAMES, guess_layout
+
         layout = guess_layout(keys)
-        what = f"a state dict in the {layout} layout" if layout else "a safetensors file"
+        what = f"a state dict in the {NAMES[layout]} layout" if layout else "a safetensors file"
         raise CheckpointError(
             f"{path} is {what}, not a swincli checkpoint (no swincli metadata)",
             hint=f"convert it first: swin convert {path} -o model.safetensors",
@@ -153,18 +146,28 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
 
 def load_model(path: str | os.PathLike, device: str | None = None) -> "SwinTransformer":
     """Build the model from the stored config and load the weights strictly."""
-    import torch
     from safetensors.torch import load_file
-
-    from swincli.models.swin import SwinTransformer
 
     info = read_info(path)
     try:
         state = load_file(str(info.path), device=str(device or "cpu"))
     except Exception as exc:  # safetensors raises its own error types for damaged data
         raise CheckpointError(f"{info.path} is truncated or corrupt ({exc})", hint="re-download or re-save it") from None
-    with torch.device("meta"):
-        model = SwinTransformer(info.config)
+    model = build_model(info.config, state, str(info.path), device)
+    model.class_names = info.class_names
+    model.preprocessing = info.preprocessing
+    model.provenance = info.provenance
+    return model.eval()
+
+
+def build_model(config: SwinConfig, state: dict, source: str, device: str | None = None) -> "SwinTransformer":
+    """A model for ``config`` holding exactly ``state``: missing, unexpected or misshapen tensors are named."""
+    import torch
+
+    from swincli.models.swin import SwinTransformer
+
+    with torch.device("meta"):  # no initialisation work: every tensor is replaced by the loaded one
+        model = SwinTransformer(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -174,13 +177,10 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> "SwinTrans
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
             if keys:
                 parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
-        raise CheckpointError(f"{info.path}: weights do not match the stored config ({'; '.join(parts)})")
+        raise CheckpointError(f"{source}: weights do not match the architecture ({'; '.join(parts)})")
     model.load_state_dict(state, strict=True, assign=True)
     model.rebuild_buffers(device or "cpu")
-    model.class_names = info.class_names
-    model.preprocessing = info.preprocessing
-    model.provenance = info.provenance
-    return model.eval()
+    return model
 
 
 def _open(path: Path) -> tuple[dict[str, str], list[str]]:
@@ -206,22 +206,6 @@ def _open(path: Path) -> tuple[dict[str, str], list[str]]:
             f"{path} is not a readable safetensors file ({size} bytes: {_short(exc)})",
             hint="the file may be truncated or corrupt; re-download or re-save it",
         ) from None
-
-
-def guess_layout(keys: list[str]) -> str | None:
-    """Name the library whose state-dict layout these keys look like (for error messages)."""
-    keys = [k.removeprefix("model.").removeprefix("module.") for k in keys]
-    if any(k.startswith("features.0.0.") for k in keys):
-        return "torchvision"
-    if any(k.startswith(("swin.", "swinv2.")) for k in keys):
-        return "Hugging Face"
-    if any(k.startswith("head.fc.") for k in keys) or (
-        any(k.startswith("layers.1.downsample.") for k in keys) and not any(k.startswith("layers.0.downsample.") for k in keys)
-    ):
-        return "timm"
-    if any(k.startswith("layers.0.downsample.") for k in keys):
-        return "official (Microsoft)"
-    return None
 
 
 def _short(exc: Exception) -> str:

@@ -7,6 +7,9 @@ from safetensors.torch import save_file
 
 from swincli import Preprocessing, load_model, read_info, save_model
 from swincli.checkpoint import FORMAT_VERSION
+from swincli.convert.hf_layout import to_hf
+from swincli.convert.timm_layout import to_timm
+from swincli.convert.torchvision_layout import to_torchvision
 from swincli.errors import CheckpointError, SwinError
 
 
@@ -78,17 +81,18 @@ def test_pickle_checkpoints_point_at_convert(tiny_v1, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "rename, layout",
+    "to_layout, layout",
     [
-        (lambda k: k, "official"),
-        (lambda k: "swin." + k, "Hugging Face"),
-        (lambda k: k.replace("head.", "head.fc."), "timm"),
-        (lambda k: k.replace("patch_embed.proj.", "features.0.0."), "torchvision"),
+        (lambda s, m: s, "official"),
+        (lambda s, m: to_hf(s, 1), "Hugging Face"),
+        (lambda s, m: to_timm(s), "timm"),
+        (to_torchvision, "torchvision"),
     ],
 )
-def test_foreign_layouts_are_named(tiny_v1, tmp_path, rename, layout):
+def test_foreign_layouts_are_named(tiny_v1, tmp_path, to_layout, layout):
     path = tmp_path / "foreign.safetensors"
-    save_file({rename(k): v.contiguous() for k, v in tiny_v1.state_dict().items()}, str(path))
+    state = to_layout(tiny_v1.state_dict(), tiny_v1)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     with pytest.raises(CheckpointError, match=layout) as info:
         load_model(path)
     assert "swin convert" in info.value.hint

@@ -96,7 +96,7 @@ class WindowAttention(nn.Module):
 
     def attn_mask(self, size: Pair, shift: Pair, dtype: torch.dtype, device: torch.device) -> Tensor | None:
         """Position bias plus shift mask: None, ``(heads, N, N)`` or ``(nW, heads, N, N)``."""
-        cacheable = not self.training and not torch.is_grad_enabled()
+        cacheable = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
         if cacheable:
             key = (size, shift, dtype, device, tuple((p.data_ptr(), p._version) for p in self._bias_params()))
             hit = self._cache.get("mask")

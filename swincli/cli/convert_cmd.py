@@ -1,0 +1,107 @@
+"""``swin convert``: between the official, timm, Hugging Face, torchvision, ONNX and swincli layouts."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from swincli.cli import render
+from swincli.cli.options import JsonOpt, SizeOpt, WindowOpt, parse_size, parse_window
+
+
+class From(str, Enum):
+    auto = "auto"
+    official = "official"
+    timm = "timm"
+    hf = "hf"
+    torchvision = "torchvision"
+    swin = "swin"
+
+
+class To(str, Enum):
+    swin = "swin"
+    official = "official"
+    timm = "timm"
+    hf = "hf"
+    torchvision = "torchvision"
+    onnx = "onnx"
+
+
+def convert(
+    src: Annotated[Path, typer.Argument(help="Weight file (.pth/.pt/.bin/.safetensors) or Hugging Face model folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (a folder for --to hf).")],
+    from_: Annotated[From, typer.Option("--from", help="Source layout; auto recognises it from the keys.")] = From.auto,
+    to: Annotated[To, typer.Option("--to", help="Target layout.")] = To.swin,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name giving size and windows.")] = None,
+    size: SizeOpt = None,
+    window: WindowOpt = None,
+    pretrained_window: Annotated[
+        Optional[str], typer.Option("--pretrained-window", help="V2 pretrained windows, e.g. 12,12,12,6.")
+    ] = None,
+    num_classes: Annotated[Optional[int], typer.Option("--num-classes", help="Expected number of classes.")] = None,
+    check: Annotated[
+        Optional[bool],
+        typer.Option("--check/--no-check", help="Compare logits with the other library (default: when installed)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert Swin V1/V2 weights between layouts with the logits unchanged."""
+    from swincli.convert.run import convert as run
+
+    report = run(
+        src, output, from_layout=from_.value, to=to.value, model=model, img_size=parse_size(size),
+        window_size=parse_window(window), pretrained_window_sizes=parse_window(pretrained_window),
+        num_classes=num_classes, check=check, force=force,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    _render(report)
+
+
+convert.examples = [
+    "swin convert swinv2_tiny_patch4_window8_256.pth -o swinv2-t.safetensors",
+    "swin convert ./hf-swin-base-folder -o swin-b.safetensors",
+    "swin convert model.safetensors --to hf -o ./hf-model",
+    "swin convert model.safetensors --to onnx -o model.onnx",
+    "swin convert ft.pth -o ft.safetensors --model swinv2_base_window12to24_192to384",
+]
+
+
+def _render(report) -> None:
+    from swincli.convert.detect import NAMES
+
+    console = render.console()
+    arch = report.architecture
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("source", f"{report.source}  ({NAMES[report.source_layout]} layout)")
+    windows = ",".join(map(str, arch["windows"]))
+    pre = f", pretrained windows {','.join(map(str, arch['pretrained_windows']))}" if arch["pretrained_windows"] else ""
+    table.add_row(
+        "architecture",
+        f"Swin V{arch['version']}, C={arch['embed_dim']}, depths {tuple(arch['depths'])}, heads {tuple(arch['num_heads'])}, "
+        f"{'x'.join(map(str, arch['img_size']))} px, windows {windows}{pre}, {arch['num_classes']} classes, "
+        f"{arch['params'] / 1e6:.2f}M params",
+    )
+    table.add_row("tensors", f"{report.tensors} mapped" + (f", {report.dropped} derived buffers dropped (rebuilt on load)" if report.dropped else ""))
+    for note in report.notes:
+        table.add_row("note", f"[yellow]{note}[/yellow]")
+    if report.check:
+        c = report.check
+        if c["max_rel_diff"] is None:
+            table.add_row("check", f"skipped: {c['note']}")
+        else:
+            extra = f" ({c['note']})" if c.get("note") else ""
+            table.add_row("check", f"[green]logits match {c['library']}[/green]: max relative difference {c['max_rel_diff']:.1e}{extra}")
+    for r in report.onnx_checks:
+        table.add_row("onnx check", f"[green]batch {r['batch']}[/green] (traced at 2): max relative difference {r['max_rel_diff']:.1e}")
+    console.print(table)
+    console.print(f"Saved {report.target} weights to [bold]{report.output}[/bold]")

@@ -1,0 +1,248 @@
+"""``convert()``: any supported layout in, any layout out, logits unchanged.
+
+The path is always: read -> recognise the layout -> rename into our (the official) layout -> infer
+and build the model strictly -> optionally check against the source library -> write the target
+layout (atomically) -> optionally check the written file in the target library -> rename into place.
+Nothing is written when any step fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swincli._version import __version__
+from swincli.checkpoint import Preprocessing, build_model, load_model, save_model
+from swincli.convert import check as checks
+from swincli.convert.buffers import is_derived
+from swincli.convert.detect import LAYOUTS, NAMES, detect_layout
+from swincli.convert.hf_layout import config_from_hf, from_hf, hf_config, to_hf
+from swincli.convert.infer import infer_config
+from swincli.convert.official_layout import from_official, to_official
+from swincli.convert.read import Source, read_source, read_weights
+from swincli.convert.timm_layout import from_timm, to_timm
+from swincli.convert.torchvision_layout import from_torchvision, to_torchvision
+from swincli.convert.write import hf_preprocessor, write_hf_files, write_state
+from swincli.errors import SwinError, SwinUsageError
+from swincli.fileio import atomic_dir, atomic_file
+from swincli.models.registry import get_entry
+
+TARGETS = ("swin", "official", "timm", "hf", "torchvision", "onnx")
+FROM = {"official": from_official, "timm": from_timm, "hf": from_hf, "torchvision": from_torchvision}
+
+
+@dataclass
+class ConvertReport:
+    source: str
+    source_layout: str
+    output: str
+    target: str
+    architecture: dict[str, Any]
+    tensors: int
+    dropped: int
+    notes: list[str] = field(default_factory=list)
+    check: dict[str, Any] | None = None
+    onnx_checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def convert(
+    src: str | Path,
+    out: str | Path,
+    *,
+    from_layout: str = "auto",
+    to: str = "swin",
+    model: str | None = None,
+    img_size: Any = None,
+    window_size: Any = None,
+    pretrained_window_sizes: Any = None,
+    num_classes: int | None = None,
+    check: bool | None = None,
+    force: bool = False,
+) -> ConvertReport:
+    """Convert ``src`` to ``out``. ``check=None`` checks when the other side's library is installed."""
+    src, out = Path(src), Path(out)
+    if to not in TARGETS:
+        raise SwinUsageError(f"unknown target {to!r}", hint=f"choose one of {', '.join(TARGETS)}")
+    if from_layout != "auto" and from_layout not in LAYOUTS:
+        raise SwinUsageError(f"unknown source layout {from_layout!r}", hint=f"choose auto or one of {', '.join(LAYOUTS)}")
+    if out.exists() and not force:
+        raise SwinError(f"{out} already exists", hint="pass --force to overwrite it")
+    if src.exists() and out.exists() and out.resolve() == src.resolve():
+        raise SwinError("the output would overwrite the source", hint="choose another output path")
+    source = read_source(src)
+    layout = "swin" if source.metadata.get("format") == "swincli" else detect_layout(source.state, str(src))
+    if from_layout not in ("auto", layout):
+        raise SwinError(f"{src} looks like a {NAMES[layout]} checkpoint, not {NAMES[from_layout]}", hint="use --from auto")
+
+    if layout == "swin":
+        if any(v is not None for v in (img_size, window_size, pretrained_window_sizes, model)):
+            raise SwinError(
+                "--size/--window/--pretrained-window/--model do not apply to a swincli checkpoint yet",
+                hint="resizing a trained model to a new size or window arrives with resolution transfer",
+            )
+        net = load_model(src)
+        notes: list[str] = []
+        dropped = 0
+    else:
+        net, notes, dropped = _import(source, layout, model, img_size, window_size, pretrained_window_sizes)
+    _set_head(net, num_classes)
+
+    report = ConvertReport(str(src), layout, str(out), to, _architecture(net), len(net.state_dict()), dropped, notes)
+    if layout != "swin":
+        report.check = _check_source(net, source, layout, check)
+        if report.check and report.check.get("failed"):
+            raise SwinError(
+                f"converted logits differ from {report.check['library']}'s by {report.check['max_rel_diff']:.2e} "
+                "(relative); nothing was written",
+                hint="please report this with `swin env`",
+            )
+    _write(net, out, to, report, check, force)
+    return report
+
+
+def _import(source: Source, layout: str, model: str | None, img_size, window_size, pretrained) -> tuple:
+    state = FROM[layout](source.state)
+    dropped = sum(1 for k in source.state if is_derived(k))
+    hf_kwargs, names = config_from_hf(source.hf_config) if source.hf_config else (None, None)
+    inferred = infer_config(
+        state, model=model, img_size=img_size, window_size=window_size, pretrained_window_sizes=pretrained,
+        hf_kwargs=hf_kwargs, path_text=str(source.path),
+    )  # fmt: skip
+    net = build_model(inferred.config, state, str(source.path))
+    net.class_names = names
+    net.preprocessing = _preprocessing(net.config, inferred.registry_name, model or str(source.path), source)
+    net.provenance = {
+        "source": str(source.path),
+        "source_layout": layout,
+        "source_sha256": _sha256(source.path),
+        "registry_name": inferred.registry_name,
+        "converted_by": f"swincli {__version__}",
+        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return net, inferred.notes, dropped
+
+
+def _preprocessing(config, registry_name: str | None, name_text: str, source: Source) -> Preprocessing:
+    prep = Preprocessing.for_config(config)
+    if source.hf_preprocessor:
+        p = source.hf_preprocessor
+        prep.crop_pct = float(p.get("crop_pct") or 1.0)  # ViTImageProcessor resizes straight to the size
+        prep.mean = tuple(p.get("image_mean", prep.mean))
+        prep.std = tuple(p.get("image_std", prep.std))
+        prep.interpolation = {0: "nearest", 2: "bilinear", 3: "bicubic"}.get(p.get("resample", 3), "bicubic")
+    elif registry_name:
+        entry = get_entry(registry_name)
+        tag = next((w for w in entry.weights if f".{w.tag}" in name_text or f"_{w.tag}" in name_text), None)
+        weights = tag or entry.default_weights
+        if weights is not None:
+            prep.crop_pct, prep.interpolation = weights.crop_pct, weights.interpolation
+            prep.mean, prep.std = weights.mean, weights.std
+    return prep
+
+
+def _set_head(net, num_classes: int | None) -> None:
+    if num_classes is None or num_classes == net.config.num_classes:
+        return
+    raise SwinError(
+        f"--num-classes {num_classes} differs from the weights' head ({net.config.num_classes} classes)",
+        hint="convert first, then change the head when fine-tuning",
+    )
+
+
+def _check_source(net, source: Source, layout: str, check: bool | None) -> dict[str, Any] | None:
+    library = checks.LIBRARY[layout]
+    if check is False:
+        return None
+    reason = checks.why_not(layout, net.config)
+    if reason or not checks.available(layout):
+        if check:
+            raise SwinError(f"cannot check against {library}: {reason or f'{library} is not installed'}")
+        return {"library": library, "max_rel_diff": None, "note": reason or f"{library} not installed; not checked"}
+    state = from_official(source.state) if layout == "official" else source.state
+    hf_dir = source.path if source.path.is_dir() else None
+    reference = checks.reference_model(layout, net.config, state, hf_dir)
+    diff = checks.compare(net, reference, net.config, layout)
+    note = "timm loads official files with its own filter; it equals the official code" if layout == "official" else ""
+    return {"library": library, "max_rel_diff": diff, "failed": diff > checks.TOLERANCE, "note": note}
+
+
+def _write(net, out: Path, to: str, report: ConvertReport, check: bool | None, force: bool) -> None:
+    if to == "swin":
+        save_model(net, out, provenance={"converted_by": f"swincli {__version__}"})
+        return
+    if to == "onnx":
+        from swincli.convert.onnx_export import export_onnx
+
+        results = export_onnx(net, out, check=check is not False)
+        report.onnx_checks = [r.__dict__ for r in results]
+        return
+    state = net.state_dict()
+    if to == "hf":
+        config = hf_config(net.config, net.class_names)
+        prep = hf_preprocessor(net.preprocessing or Preprocessing.for_config(net.config))
+        with atomic_dir(out, replace=force) as tmp:
+            write_hf_files(tmp, to_hf(state, net.config.version), config, prep)
+            report.check = _check_target(net, "hf", tmp, check)
+        return
+    target = {"official": lambda: to_official(state, net), "timm": lambda: to_timm(state),
+              "torchvision": lambda: to_torchvision(state, net)}[to]()  # fmt: skip
+    with atomic_file(out) as tmp:
+        write_state(tmp, target, wrap="model" if to == "official" else None, safetensors=out.suffix == ".safetensors")
+        report.check = _check_target(net, to, tmp, check)
+
+
+def _check_target(net, to: str, path: Path, check: bool | None) -> dict[str, Any] | None:
+    library = checks.LIBRARY[to]
+    if check is False:
+        return None
+    reason = checks.why_not(to, net.config)
+    if reason or not checks.available(to):
+        if check:
+            raise SwinError(f"cannot check against {library}: {reason or f'{library} is not installed'}")
+        return {"library": library, "max_rel_diff": None, "note": reason or f"{library} not installed; not checked"}
+    hf_dir = path if path.is_dir() else None
+    state = {} if hf_dir else read_weights(path)[0]
+    reference = checks.reference_model(to, net.config, state, hf_dir)
+    diff = checks.compare(net, reference, net.config, to)
+    if diff > checks.TOLERANCE:
+        raise SwinError(
+            f"{library} computes different logits from the written file ({diff:.2e} relative); nothing was written",
+            hint="please report this with `swin env`",
+        )
+    return {"library": library, "max_rel_diff": diff, "note": f"the written file, loaded by {library}"}
+
+
+def _architecture(net) -> dict[str, Any]:
+    c = net.config
+    layout = c.layout()
+    return {
+        "version": c.version,
+        "img_size": list(c.image_hw),
+        "embed_dim": c.embed_dim,
+        "depths": list(c.depths),
+        "num_heads": list(c.num_heads),
+        "windows": [st.window[0] if st.window[0] == st.window[1] else list(st.window) for st in layout],
+        "pretrained_windows": [st.pretrained_window[0] for st in layout]
+        if c.version == 2 and any(st.pretrained_window != (0, 0) for st in layout)
+        else None,
+        "num_classes": c.num_classes,
+        "params": sum(p.numel() for p in net.parameters()),
+        "class_names": bool(net.class_names),
+    }
+
+
+def _sha256(path: Path) -> str | None:
+    if path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
