@@ -26,7 +26,9 @@ def test_python_m_and_version():
     assert proc.returncode == 0 and proc.stdout.startswith("swin ")
 
 
-@pytest.mark.parametrize("args", [["models", "list", "--help"], ["models", "info", "--help"], ["env", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["models", "list", "--help"], ["models", "info", "--help"], ["env", "--help"], ["convert", "--help"]]
+)
 def test_every_command_help_shows_examples(capsys, args):
     code, out, _ = run(capsys, *args)
     assert code == 0 and "Examples" in out and "$ swin" in out

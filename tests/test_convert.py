@@ -277,3 +277,14 @@ def test_cli_summary_and_json(tmp_path, capsys):
     assert data["source_layout"] == "timm" and data["check"]["max_rel_diff"] < 1e-5
     assert main(["convert", str(src), "-o", str(tmp_path / "b.safetensors"), "--from", "hf"]) == 1
     assert "looks like a timm checkpoint" in capsys.readouterr().err
+
+
+def test_checks_that_cannot_run_are_reported_or_refused(tmp_path):
+    model = create_model("swin-nano", num_classes=3, ape=True)
+    src = save_model(model, tmp_path / "ape.safetensors")
+    report = convert(src, tmp_path / "ape_timm.pth", to="timm")
+    assert report.check["max_rel_diff"] is None and "not checked" in report.check["note"]
+    with pytest.raises(Exception, match="cannot check against timm"):
+        convert(src, tmp_path / "again.pth", to="timm", check=True)
+    assert not (tmp_path / "again.pth").exists()
+    assert convert(src, tmp_path / "quiet.pth", to="timm", check=False).check is None

@@ -53,7 +53,12 @@ def build_app(warn=None) -> typer.Typer:
     warn = warn or (lambda line: typer.echo(f"warning: {line}", err=True))
     app = typer_factory(
         help=_root.__doc__,
-        epilog=examples("swin models list 'swinv2*'", "swin models info swin-t", "swin env"),
+        epilog=examples(
+            "swin models list 'swinv2*'",
+            "swin models info swin-t",
+            "swin convert swin_tiny_patch4_window7_224.pth -o swin-t.safetensors",
+            "swin env",
+        ),
     )
     app.callback()(_root)
     mounted: dict[str, PluginSpec] = {}

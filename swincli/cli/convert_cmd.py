@@ -104,4 +104,7 @@ def _render(report) -> None:
     for r in report.onnx_checks:
         table.add_row("onnx check", f"[green]batch {r['batch']}[/green] (traced at 2): max relative difference {r['max_rel_diff']:.1e}")
     console.print(table)
-    console.print(f"Saved {report.target} weights to [bold]{report.output}[/bold]")
+    what = {"onnx": "ONNX model", "hf": "Hugging Face model folder", "swin": "swincli checkpoint"}.get(
+        report.target, f"{NAMES[report.target]} state dict"
+    )
+    console.print(f"Saved the {what} to [bold]{report.output}[/bold]")

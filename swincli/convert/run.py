@@ -156,14 +156,11 @@ def _set_head(net, num_classes: int | None) -> None:
 
 
 def _check_source(net, source: Source, layout: str, check: bool | None) -> dict[str, Any] | None:
-    library = checks.LIBRARY[layout]
     if check is False:
         return None
-    reason = checks.why_not(layout, net.config)
-    if reason or not checks.available(layout):
-        if check:
-            raise SwinError(f"cannot check against {library}: {reason or f'{library} is not installed'}")
-        return {"library": library, "max_rel_diff": None, "note": reason or f"{library} not installed; not checked"}
+    if skipped := _cannot_check(layout, net.config, check):
+        return skipped
+    library = checks.LIBRARY[layout]
     state = from_official(source.state) if layout == "official" else source.state
     hf_dir = source.path if source.path.is_dir() else None
     reference = checks.reference_model(layout, net.config, state, hf_dir)
@@ -198,14 +195,11 @@ def _write(net, out: Path, to: str, report: ConvertReport, check: bool | None, f
 
 
 def _check_target(net, to: str, path: Path, check: bool | None) -> dict[str, Any] | None:
-    library = checks.LIBRARY[to]
     if check is False:
         return None
-    reason = checks.why_not(to, net.config)
-    if reason or not checks.available(to):
-        if check:
-            raise SwinError(f"cannot check against {library}: {reason or f'{library} is not installed'}")
-        return {"library": library, "max_rel_diff": None, "note": reason or f"{library} not installed; not checked"}
+    if skipped := _cannot_check(to, net.config, check):
+        return skipped
+    library = checks.LIBRARY[to]
     hf_dir = path if path.is_dir() else None
     state = {} if hf_dir else read_weights(path)[0]
     reference = checks.reference_model(to, net.config, state, hf_dir)
@@ -216,6 +210,17 @@ def _check_target(net, to: str, path: Path, check: bool | None) -> dict[str, Any
             hint="please report this with `swin env`",
         )
     return {"library": library, "max_rel_diff": diff, "note": f"the written file, loaded by {library}"}
+
+
+def _cannot_check(layout: str, config, check: bool | None) -> dict[str, Any] | None:
+    """None if the other library can check this model; else a "not checked" record (an error with --check)."""
+    library = checks.LIBRARY[layout]
+    reason = checks.why_not(layout, config) or (None if checks.available(layout) else f"{library} is not installed")
+    if reason is None:
+        return None
+    if check:
+        raise SwinError(f"cannot check against {library}: {reason}", hint="run with --no-check to skip the check")
+    return {"library": library, "max_rel_diff": None, "note": f"{reason}; not checked"}
 
 
 def _architecture(net) -> dict[str, Any]:
