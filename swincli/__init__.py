@@ -23,6 +23,8 @@ _EXPORTS = {
     "read_info": "swincli.checkpoint",
     "Preprocessing": "swincli.checkpoint",
     "SwinError": "swincli.errors",
+    "resize_model": "swincli.models.resize",
+    "reset_head": "swincli.models.resize",
 }
 
 __all__ = ["__version__", *_EXPORTS]

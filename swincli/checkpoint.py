@@ -144,8 +144,16 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     return CheckpointInfo(path, version, config, names, prep, prov)
 
 
-def load_model(path: str | os.PathLike, device: str | None = None) -> "SwinTransformer":
-    """Build the model from the stored config and load the weights strictly."""
+def load_model(
+    path: str | os.PathLike,
+    device: str | None = None,
+    img_size: Any = None,
+    window_size: Any = None,
+    num_classes: int | None = None,
+) -> "SwinTransformer":
+    """Build the model from the stored config, load the weights strictly, then (optionally) move it to a new
+    image size / window with the official transfer rules and give it a new head. The resize report is kept
+    as ``model.resize_report``."""
     from safetensors.torch import load_file
 
     info = read_info(path)
@@ -157,6 +165,11 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> "SwinTrans
     model.class_names = info.class_names
     model.preprocessing = info.preprocessing
     model.provenance = info.provenance
+    model.resize_report = None
+    if img_size is not None or window_size is not None:
+        model.resize_report = model.resize(img_size=img_size, window_size=window_size)
+    if num_classes is not None:
+        model.reset_head(num_classes)
     return model.eval()
 
 

@@ -288,3 +288,36 @@ def test_checks_that_cannot_run_are_reported_or_refused(tmp_path):
         convert(src, tmp_path / "again.pth", to="timm", check=True)
     assert not (tmp_path / "again.pth").exists()
     assert convert(src, tmp_path / "quiet.pth", to="timm", check=False).check is None
+
+
+def test_convert_resizes_a_swincli_checkpoint(tmp_path, capsys):
+    model = randomize(create_model("swinv2-nano", img_size=192, window_size=12, num_classes=21841))
+    src = save_model(model, tmp_path / "swinv2_base_window12_192.safetensors")
+    out = tmp_path / "b384.safetensors"
+    code = main(["convert", str(src), "-o", str(out), "--size", "384", "--window", "24", "--num-classes", "1000"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "Resolution transfer 192 -> 384" in printed and "normalised by 12" in printed
+    resized = load_model(out)
+    assert resized.config.image_hw == (384, 384) and resized.config.num_classes == 1000
+    assert [st.window[0] for st in resized.config.layout()] == [24, 24, 24, 12]
+    assert [st.pretrained_window[0] for st in resized.config.layout()] == [12, 12, 12, 6]
+    expected = load_model(src, img_size=384, window_size=24, num_classes=1000)
+    x = torch.randn(1, 3, 384, 384)
+    with torch.no_grad():
+        assert torch.allclose(expected(x), resized(x), atol=1e-6)
+    assert main(["convert", str(src), "-o", str(tmp_path / "x.safetensors"), "--model", "swin-t"]) == 1
+
+
+def test_foreign_weights_with_a_known_size_are_resized(tmp_path):
+    # V1: the tables say window 7, so --size 384 --window 12 is a target, reached with the bicubic rule
+    src, reference, _ = timm_source(tmp_path, "swin_tiny_patch4_window7_224")
+    report = convert(src, tmp_path / "v1.safetensors", img_size=384, window_size=12)
+    assert report.check["max_rel_diff"] < 1e-5  # checked at the source size, before the transfer
+    assert report.resize["img_size"] == [[224, 224], [384, 384]] and any("resize it" in n for n in report.notes)
+    # V2 whose name gives 192 / window 12: --size 384 --window 24 is the official 12to24 transfer
+    v2 = randomize(timm.create_model("swinv2_tiny_window8_256", depths=DEPTHS, num_classes=3, img_size=192, window_size=12))
+    path = tmp_path / "my_window12_192.pth"
+    torch.save(v2.state_dict(), path)
+    report = convert(path, tmp_path / "v2.safetensors", img_size=384, window_size=24)
+    assert report.architecture["pretrained_windows"] == [12, 12, 12, 6]
+    assert report.architecture["windows"] == [24, 24, 24, 12]

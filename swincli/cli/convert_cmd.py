@@ -43,7 +43,10 @@ def convert(
     pretrained_window: Annotated[
         Optional[str], typer.Option("--pretrained-window", help="V2 pretrained windows, e.g. 12,12,12,6.")
     ] = None,
-    num_classes: Annotated[Optional[int], typer.Option("--num-classes", help="Expected number of classes.")] = None,
+    num_classes: Annotated[
+        Optional[int],
+        typer.Option("--num-classes", help="New head size (21841 -> 1000 keeps the official 22k -> 1k rows)."),
+    ] = None,
     check: Annotated[
         Optional[bool],
         typer.Option("--check/--no-check", help="Compare logits with the other library (default: when installed)."),
@@ -71,6 +74,7 @@ convert.examples = [
     "swin convert model.safetensors --to hf -o ./hf-model",
     "swin convert model.safetensors --to onnx -o model.onnx",
     "swin convert ft.pth -o ft.safetensors --model swinv2_base_window12to24_192to384",
+    "swin convert swinv2_base_window12_192.safetensors -o b384.safetensors --size 384 --window 24",
 ]
 
 
@@ -104,6 +108,11 @@ def _render(report) -> None:
     for r in report.onnx_checks:
         table.add_row("onnx check", f"[green]batch {r['batch']}[/green] (traced at 2): max relative difference {r['max_rel_diff']:.1e}")
     console.print(table)
+    if report.resize:
+        resize = report.resize
+        console.print(render.resize_table(resize))
+        for line in ([resize["ape"]] if resize.get("ape") else []) + resize.get("padding", []):
+            console.print(f"[yellow]{line}[/yellow]")
     what = {"onnx": "ONNX model", "hf": "Hugging Face model folder", "swin": "swincli checkpoint"}.get(
         report.target, f"{NAMES[report.target]} state dict"
     )

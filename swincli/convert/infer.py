@@ -31,6 +31,7 @@ class Inferred:
     config: SwinConfig
     notes: list[str] = field(default_factory=list)
     registry_name: str | None = None
+    origin: str = "default"  # where size/window came from: options, hf, model, name, tables or default
 
 
 def shape_facts(state: dict[str, Tensor]) -> dict[str, Any]:
@@ -118,11 +119,13 @@ def infer_config(
     notes: list[str] = []
     chosen: dict[str, Any] = {}
     registry_name = None
+    origin = "default"
     if hf_kwargs:
+        origin = "hf"
         chosen.update({k: hf_kwargs[k] for k in ("img_size", "window_size", "pretrained_window_sizes") if k in hf_kwargs})
     elif model:
         entry = get_entry(model)
-        registry_name = entry.name
+        registry_name, origin = entry.name, "model"
         chosen.update({k: entry.config[k] for k in ("img_size", "window_size", "pretrained_window_sizes") if k in entry.config})
         _agree(facts, entry.config, f"--model {model}")
     else:
@@ -130,14 +133,20 @@ def infer_config(
         picked = {k: hint[k] for k in ("img_size", "window_size", "pretrained_window_sizes") if k in hint}
         if picked and _tables_agree(facts, picked):
             chosen.update(picked)
+            origin = "name"
             notes.append(f"{_describe(picked)} taken from the file name")
         elif picked:
             registry_name = None
             notes.append(f"the file name suggests {_describe(picked)}, but the weights' position tables disagree; ignored it")
     for key, value in (("img_size", img_size), ("window_size", window_size), ("pretrained_window_sizes", pretrained_window_sizes)):
-        if value is not None:
+        if value is not None and key != "pretrained_window_sizes":
+            chosen[key] = value
+            origin = "options"
+        elif value is not None:
             chosen[key] = value
     if facts["version"] == 1 and "v1_windows" in facts:
+        if origin == "default":
+            origin = "tables"
         chosen = _v1_windows(facts, chosen, notes)
     if "window_size" not in chosen:
         chosen["window_size"] = V2_DEFAULT["window_size"]
@@ -162,7 +171,7 @@ def infer_config(
                 f"{config.img_size} with window {config.window_size} gives {got}",
                 hint="pass the --size and --window the weights were trained with",
             )
-    return Inferred(config, notes, registry_name)
+    return Inferred(config, notes, registry_name, origin)
 
 
 def _tables_agree(facts: dict, values: dict) -> bool:

@@ -45,6 +45,7 @@ class ConvertReport:
     dropped: int
     notes: list[str] = field(default_factory=list)
     check: dict[str, Any] | None = None
+    resize: dict[str, Any] | None = None
     onnx_checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,21 +81,22 @@ def convert(
     if from_layout not in ("auto", layout):
         raise SwinError(f"{src} looks like a {NAMES[layout]} checkpoint, not {NAMES[from_layout]}", hint="use --from auto")
 
+    resize_to = None
     if layout == "swin":
-        if any(v is not None for v in (img_size, window_size, pretrained_window_sizes, model)):
+        if model is not None or pretrained_window_sizes is not None:
             raise SwinError(
-                "--size/--window/--pretrained-window/--model do not apply to a swincli checkpoint yet",
-                hint="resizing a trained model to a new size or window arrives with resolution transfer",
+                "--model and --pretrained-window describe foreign weights; a swincli checkpoint carries its own",
+                hint="use --size/--window to resize it (pretrained windows are then set automatically)",
             )
         net = load_model(src)
         notes: list[str] = []
         dropped = 0
+        if img_size is not None or window_size is not None:
+            resize_to = (img_size, window_size)
     else:
-        net, notes, dropped = _import(source, layout, model, img_size, window_size, pretrained_window_sizes)
-    _set_head(net, num_classes)
-
-    report = ConvertReport(str(src), layout, str(out), to, _architecture(net), len(net.state_dict()), dropped, notes)
-    if layout != "swin":
+        net, notes, dropped, resize_to = _import(source, layout, model, img_size, window_size, pretrained_window_sizes)
+    report = ConvertReport(str(src), layout, str(out), to, {}, len(net.state_dict()), dropped, notes)
+    if layout != "swin":  # checked before any head or size change, against the source as it is
         report.check = _check_source(net, source, layout, check)
         if report.check and report.check.get("failed"):
             raise SwinError(
@@ -102,18 +104,37 @@ def convert(
                 "(relative); nothing was written",
                 hint="please report this with `swin env`",
             )
+    if num_classes is not None and num_classes != net.config.num_classes:
+        report.notes.append(net.reset_head(num_classes))
+    if resize_to is not None:
+        report.resize = net.resize(*resize_to).to_dict()
+    report.architecture = _architecture(net)
     _write(net, out, to, report, check, force)
     return report
 
 
 def _import(source: Source, layout: str, model: str | None, img_size, window_size, pretrained) -> tuple:
+    """Build our model from foreign weights. ``--size``/``--window`` describe the source when nothing else
+    does; when its size and window are known (HF config, --model, file name, V1 tables that disagree),
+    they are a target instead, reached with the official transfer rules. Returns the resize target or None."""
     state = FROM[layout](source.state)
     dropped = sum(1 for k in source.state if is_derived(k))
     hf_kwargs, names = config_from_hf(source.hf_config) if source.hf_config else (None, None)
-    inferred = infer_config(
-        state, model=model, img_size=img_size, window_size=window_size, pretrained_window_sizes=pretrained,
-        hf_kwargs=hf_kwargs, path_text=str(source.path),
-    )  # fmt: skip
+    common = dict(model=model, pretrained_window_sizes=pretrained, hf_kwargs=hf_kwargs, path_text=str(source.path))
+    inferred = infer_config(state, **common)
+    resize_to = None
+    if img_size is not None or window_size is not None:
+        if inferred.origin in ("hf", "model", "name"):
+            resize_to = (img_size, window_size)
+        else:
+            try:
+                inferred = infer_config(state, img_size=img_size, window_size=window_size, **common)
+            except SwinError:
+                if inferred.origin != "tables":
+                    raise
+                resize_to = (img_size, window_size)  # V1: the tables fix the source window; this is a target
+    if resize_to is not None:
+        inferred.notes.append(f"the source is {_size_window(inferred.config)}; --size/--window resize it")
     net = build_model(inferred.config, state, str(source.path))
     net.class_names = names
     net.preprocessing = _preprocessing(net.config, inferred.registry_name, model or str(source.path), source)
@@ -125,7 +146,13 @@ def _import(source: Source, layout: str, model: str | None, img_size, window_siz
         "converted_by": f"swincli {__version__}",
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return net, inferred.notes, dropped
+    return net, inferred.notes, dropped, resize_to
+
+
+def _size_window(config) -> str:
+    h, w = config.image_hw
+    size = str(h) if h == w else f"{h}x{w}"
+    return f"{size} px with windows {','.join(str(st.window[0]) for st in config.layout())}"
 
 
 def _preprocessing(config, registry_name: str | None, name_text: str, source: Source) -> Preprocessing:
@@ -144,15 +171,6 @@ def _preprocessing(config, registry_name: str | None, name_text: str, source: So
             prep.crop_pct, prep.interpolation = weights.crop_pct, weights.interpolation
             prep.mean, prep.std = weights.mean, weights.std
     return prep
-
-
-def _set_head(net, num_classes: int | None) -> None:
-    if num_classes is None or num_classes == net.config.num_classes:
-        return
-    raise SwinError(
-        f"--num-classes {num_classes} differs from the weights' head ({net.config.num_classes} classes)",
-        hint="convert first, then change the head when fine-tuning",
-    )
 
 
 def _check_source(net, source: Source, layout: str, check: bool | None) -> dict[str, Any] | None:

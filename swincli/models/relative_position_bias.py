@@ -28,3 +28,15 @@ def gather_bias(table: Tensor, index: Tensor) -> Tensor:
     """``table`` ``(T, heads)`` -> bias ``(heads, N, N)``."""
     n = index.shape[0]
     return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
+
+
+def resize_table(table: Tensor, old_window: Pair, new_window: Pair) -> Tensor:
+    """The official fine-tuning rule: bicubic resize of each head's (2M-1) x (2M-1) grid, align_corners=False."""
+    import torch.nn.functional as F
+
+    heads = table.shape[1]
+    old = (2 * old_window[0] - 1, 2 * old_window[1] - 1)
+    new = (2 * new_window[0] - 1, 2 * new_window[1] - 1)
+    grid = table.detach().permute(1, 0).reshape(1, heads, *old).float()
+    out = F.interpolate(grid, size=new, mode="bicubic", align_corners=False)
+    return out.reshape(heads, -1).permute(1, 0).contiguous().to(table.dtype)

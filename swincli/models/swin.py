@@ -120,6 +120,18 @@ class SwinTransformer(nn.Module):
         for attn in self.attentions():
             attn._build_buffers(device)
 
+    def resize(self, img_size=None, window_size=None):
+        """Run at a new image size and/or window (official transfer rules); see :func:`resize_model`."""
+        from swincli.models.resize import resize_model
+
+        return resize_model(self, img_size=img_size, window_size=window_size)
+
+    def reset_head(self, num_classes: int) -> str:
+        """New classifier (21841 -> 1000 keeps the official 22k -> 1k rows); see :func:`reset_head`."""
+        from swincli.models.resize import reset_head
+
+        return reset_head(self, num_classes)
+
     # ------------------------------------------------------------------ switches
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block in the backward pass: far less activation memory, about a third slower."""
