@@ -77,3 +77,26 @@ def environment() -> dict[str, Any]:
     from swincli.environment import collect
 
     return collect()
+
+
+def train(reporter=None, **options: Any):
+    """``swin train`` from Python: options are :class:`swincli.engine.recipe.TrainConfig` fields."""
+    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.trainer import train as run
+
+    return run(TrainConfig(**options), finetune=False, reporter=reporter)
+
+
+def finetune(reporter=None, **options: Any):
+    """``swin finetune`` from Python: ``checkpoint=`` (any layout) plus the train options."""
+    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.trainer import train as run
+
+    return run(TrainConfig(**options), finetune=True, reporter=reporter)
+
+
+def evaluate(checkpoint: str, data: str, **options: Any) -> dict:
+    """``swin eval`` from Python: acc1/acc5 (percent), loss, images and per-class accuracy."""
+    from swincli.engine.eval_run import run_eval
+
+    return run_eval(checkpoint, data, **options)

@@ -113,6 +113,18 @@ def convert(
     return report
 
 
+def load_any(path: str | Path, model: str | None = None, img_size=None, window_size=None):
+    """A model from any weight file ``swin convert`` reads (ours, official, timm, HF, torchvision)."""
+    source = read_source(path)
+    if source.metadata.get("format") == "swincli":
+        return load_model(path)
+    layout = detect_layout(source.state, str(path))
+    net, _, _, resize_to = _import(source, layout, model, img_size, window_size, None)
+    if resize_to is not None:
+        net.resize(*resize_to)
+    return net
+
+
 def _import(source: Source, layout: str, model: str | None, img_size, window_size, pretrained) -> tuple:
     """Build our model from foreign weights. ``--size``/``--window`` describe the source when nothing else
     does; when its size and window are known (HF config, --model, file name, V1 tables that disagree),

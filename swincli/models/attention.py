@@ -46,6 +46,7 @@ class WindowAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.rel_pos = rel_pos
         self.impl = "sdpa"
+        self.chunk: int | None = None  # windows per attention call; None = all at once
         self.attn_drop = attn_drop
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias and version == 1)
         if version == 2:
@@ -131,7 +132,23 @@ class WindowAttention(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor, size: Pair, shift: Pair = (0, 0)) -> Tensor:
-        """``x``: windows ``(B, nW, N, C)`` of a padded map ``size``; returns the same shape."""
+        """``x``: windows ``(B, nW, N, C)`` of a padded map ``size``; returns the same shape.
+
+        With ``chunk`` set, windows are processed ``chunk`` at a time (the V2 paper's sequential
+        attention): the attention matrices of only one chunk are alive at once.
+        """
+        nw = x.shape[1]
+        mask = self.attn_mask(size, shift, x.dtype if not torch.is_autocast_enabled(x.device.type) else
+                              torch.get_autocast_dtype(x.device.type), x.device)  # fmt: skip
+        if not self.chunk or nw <= self.chunk:
+            return self._attend(x, mask)
+        outs = []
+        for i in range(0, nw, self.chunk):
+            part = mask[i : i + self.chunk] if mask is not None and mask.dim() == 4 else mask
+            outs.append(self._attend(x[:, i : i + self.chunk], part))
+        return torch.cat(outs, dim=1)
+
+    def _attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
         nw, n, c = x.shape[1], x.shape[2], x.shape[3]
         heads, hd = self.num_heads, self.head_dim
         bias = self.qkv.bias
@@ -145,7 +162,8 @@ class WindowAttention(nn.Module):
             q = F.normalize(q, dim=-1) * logit_scale.to(q.dtype)
             k = F.normalize(k, dim=-1)
             scale = 1.0
-        mask = self.attn_mask(size, shift, q.dtype, q.device)
+        if mask is not None and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)
         drop = self.attn_drop if self.training else 0.0
         if self.impl == "eager":
             out = self._eager(q, k, v, mask, scale, drop)

@@ -138,6 +138,21 @@ class SwinTransformer(nn.Module):
         for stage in self.layers:
             stage.grad_checkpointing = enable
 
+    def set_attention_chunk(self, windows: int | None) -> None:
+        """Attend over at most ``windows`` windows at a time (the V2 paper's sequential attention):
+        lower peak memory for large images or windows, same results."""
+        if windows is not None and windows < 1:
+            raise ConfigError(f"attention chunk must be a positive number of windows, got {windows}")
+        for attn in self.attentions():
+            attn.chunk = windows
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth growing linearly from 0 to ``rate`` over all blocks (e.g. after loading weights)."""
+        blocks = list(self.blocks())
+        for i, block in enumerate(blocks):
+            block.drop_path.p = rate * i / max(len(blocks) - 1, 1)
+        self.config = self.config.replace(drop_path_rate=rate)
+
     def set_attention(self, impl: str) -> None:
         """``"sdpa"`` (fused, default) or ``"eager"`` (explicit softmax, the reference path)."""
         if impl not in ATTENTION_IMPLS:

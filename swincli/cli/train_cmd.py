@@ -1,0 +1,122 @@
+"""``swin train`` and ``swin finetune``: one option set, two recipes."""
+
+import inspect
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from swincli.cli.options import SizeOpt, WindowOpt, parse_size, parse_window
+
+P_DATA, P_SCHED, P_AUG, P_RUN, P_DIST = "Data and model", "Schedule", "Regularisation", "Run", "Memory and scale"
+
+
+def _opt(*names: str, help: str, panel: str, **kw):
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
+def _template(
+    model: Annotated[Optional[str], _opt("--model", "-m", help="Model name or alias (default swin-nano; finetune: pretrained weights).", panel=P_DATA)] = None,
+    data: Annotated[Optional[str], _opt("--data", "-d", help="DIR/{train,val}/<class>/*, one class tree, or a torchvision name (cifar10, ...). Default: built-in shapes.", panel=P_DATA)] = None,
+    checkpoint: Annotated[Optional[str], _opt("--checkpoint", help="finetune: start from these weights (any layout swin convert reads).", panel=P_DATA)] = None,
+    size: SizeOpt = None,
+    window: WindowOpt = None,
+    val_split: Annotated[Optional[float], _opt("--val-split", help="Hold out this fraction when there is no val/ folder.", panel=P_DATA)] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Epochs.", panel=P_SCHED)] = None,
+    batch_size: Annotated[Optional[int], _opt("--batch-size", "-b", help="Batch size per process.", panel=P_SCHED)] = None,
+    lr: Annotated[Optional[float], _opt("--lr", help="Peak learning rate (default: recipe value x total batch / 512).", panel=P_SCHED)] = None,
+    min_lr: Annotated[Optional[float], _opt("--min-lr", help="Final learning rate of the cosine.", panel=P_SCHED)] = None,
+    warmup_epochs: Annotated[Optional[float], _opt("--warmup-epochs", help="Linear warm-up (capped at a tenth of the run).", panel=P_SCHED)] = None,
+    weight_decay: Annotated[Optional[float], _opt("--weight-decay", help="AdamW weight decay (not on norms, biases, position tables).", panel=P_SCHED)] = None,
+    layer_decay: Annotated[Optional[float], _opt("--layer-decay", help="Layer-wise lr decay, e.g. 0.8.", panel=P_SCHED)] = None,
+    freeze: Annotated[bool, _opt("--freeze", help="Train the head only (linear probe).", panel=P_SCHED)] = False,
+    drop_path: Annotated[Optional[float], _opt("--drop-path", help="Stochastic depth rate.", panel=P_AUG)] = None,
+    smoothing: Annotated[Optional[float], _opt("--smoothing", help="Label smoothing.", panel=P_AUG)] = None,
+    mixup: Annotated[Optional[float], _opt("--mixup", help="Mixup alpha (0 = off).", panel=P_AUG)] = None,
+    cutmix: Annotated[Optional[float], _opt("--cutmix", help="CutMix alpha (0 = off).", panel=P_AUG)] = None,
+    aa: Annotated[Optional[str], _opt("--aa", help="RandAugment spec (rand-m9-mstd0.5-inc1) or none.", panel=P_AUG)] = None,
+    reprob: Annotated[Optional[float], _opt("--reprob", help="Random erasing probability.", panel=P_AUG)] = None,
+    clip_grad: Annotated[Optional[float], _opt("--clip-grad", help="Gradient norm clipping (0 = off).", panel=P_AUG)] = None,
+    ema: Annotated[Optional[float], _opt("--ema", help="Keep an EMA of the weights with this decay (e.g. 0.9998).", panel=P_AUG)] = None,
+    accum_steps: Annotated[int, _opt("--accum-steps", help="Gradient accumulation steps.", panel=P_DIST)] = 1,
+    amp: Annotated[Optional[str], _opt("--amp", help="bf16, fp16 or none (default: bf16 on capable GPUs, fp32 on CPU).", panel=P_DIST)] = None,
+    grad_checkpointing: Annotated[bool, _opt("--grad-checkpointing", help="Recompute blocks in backward.", panel=P_DIST)] = False,
+    attn_chunk: Annotated[Optional[int], _opt("--attn-chunk", help="Attend over N windows at a time.", panel=P_DIST)] = None,
+    fsdp: Annotated[bool, _opt("--fsdp", help="Shard params, grads, optimizer state (FSDP2) under torchrun.", panel=P_DIST)] = False,
+    zero: Annotated[bool, _opt("--zero", help="Shard optimizer state (ZeRO-1) under torchrun.", panel=P_DIST)] = False,
+    compile: Annotated[bool, _opt("--compile", help="torch.compile the model.", panel=P_DIST)] = False,
+    workers: Annotated[Optional[int], _opt("--workers", "-j", help="Data loading processes.", panel=P_RUN)] = None,
+    seed: Annotated[int, _opt("--seed", help="Seed: a CPU run is reproducible bit for bit.", panel=P_RUN)] = 0,
+    device: Annotated[Optional[str], _opt("--device", help="cpu, cuda, cuda:1 (default: cuda if available).", panel=P_RUN)] = None,
+    output: Annotated[Optional[str], _opt("--output", "-o", help="Run directory (default runs/train/expN).", panel=P_RUN)] = None,
+    resume: Annotated[Optional[str], _opt("--resume", help="Continue the run in this directory.", panel=P_RUN)] = None,
+    save_every: Annotated[Optional[int], _opt("--save-every", help="Also save the resume state every N steps.", panel=P_RUN)] = None,
+    recipe: Annotated[Optional[str], _opt("--recipe", help="official, finetune or demo (default: by data and command).", panel=P_RUN)] = None,
+    max_steps: Annotated[Optional[int], _opt("--max-steps", help="Stop after N optimizer steps.", panel=P_RUN, hidden=True)] = None,
+    config: Annotated[Optional[Path], _opt("--config", "-c", help="YAML/JSON file of options (flags win).", panel=P_RUN)] = None,
+    quiet: Annotated[bool, _opt("--quiet", "-q", help="Only the final line.", panel=P_RUN)] = False,
+) -> None:
+    """Template of the shared signature (see train/finetune below)."""
+
+
+def _run(finetune: bool, options: dict) -> None:
+    from swincli.cli.train_progress import TrainReporter
+    from swincli.engine.recipe import TrainConfig, read_config_file
+    from swincli.engine.trainer import train as run
+
+    config_file = options.pop("config")
+    quiet = options["quiet"]
+    if config_file is not None:
+        defaults = read_config_file(config_file)
+        signature = inspect.signature(_template).parameters
+        for key, value in defaults.items():
+            if key in signature and options.get(key) == signature[key].default:
+                options[key] = value
+            elif key not in signature:
+                from swincli.errors import SwinUsageError
+
+                raise SwinUsageError(f"{config_file}: unknown option {key!r}")
+    options["size"] = parse_size(options["size"]) if isinstance(options["size"], str) else options["size"]
+    options["window"] = parse_window(options["window"]) if isinstance(options["window"], str) else options["window"]
+    if not finetune and options["checkpoint"] is not None:
+        from swincli.errors import SwinUsageError
+
+        raise SwinUsageError("--checkpoint starts from trained weights", hint="use swin finetune --checkpoint CK")
+    if finetune and options["checkpoint"] is None and options["model"] is None:
+        from swincli.errors import SwinUsageError
+
+        raise SwinUsageError("finetune needs --checkpoint CK (or --model NAME for published weights)")
+    run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet))
+
+
+def _command(finetune: bool, doc: str, examples: list[str]):
+    def command(**options) -> None:
+        _run(finetune, options)
+
+    command.__signature__ = inspect.signature(_template)
+    command.__doc__ = doc
+    command.__name__ = "finetune" if finetune else "train"
+    command.examples = examples
+    return command
+
+
+train = _command(
+    False,
+    """Train a Swin model from scratch with the official recipe (no arguments: a two-minute demo).""",
+    [
+        "swin train",
+        "swin train --model swin-t --data ~/datasets/imagenette --epochs 100",
+        "swin train -c recipe.yaml --lr 1e-3",
+        "torchrun --nproc-per-node 4 -m swincli train --model swinv2-t --data DIR --fsdp",
+        "swin train --resume runs/train/exp3",
+    ],
+)
+finetune = _command(
+    True,
+    """Fine-tune pretrained weights: new size/window (official transfer rules), new classes, official recipe.""",
+    [
+        "swin finetune --checkpoint swinv2-b-192.safetensors --size 384 --window 24 --data DIR",
+        "swin finetune --checkpoint best.safetensors --data DIR --layer-decay 0.8",
+        "swin finetune --checkpoint swin_tiny_patch4_window7_224.pth --data DIR --freeze",
+    ],
+)

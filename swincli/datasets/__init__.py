@@ -1,0 +1,1 @@
+"""Datasets for training and evaluation: image folders, torchvision datasets and the built-in shapes set."""

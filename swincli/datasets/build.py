@@ -1,0 +1,153 @@
+"""Turning ``--data`` into train and validation sets.
+
+``--data`` may be: nothing (the built-in shapes set), a folder with ``train/`` and ``val/`` class
+folders, a single class-folder tree split by ``--val-split``, or a torchvision dataset name,
+downloaded into the cache when online.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from swincli.datasets.folder import ImageFolder
+from swincli.datasets.transforms import mix_seed
+from swincli.errors import SwinError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_VAL_SPLIT = 0.1
+TORCHVISION = {
+    "cifar10": ("CIFAR10", "train"),
+    "cifar100": ("CIFAR100", "train"),
+    "stl10": ("STL10", "split"),
+    "flowers102": ("Flowers102", "split"),
+    "oxford-pets": ("OxfordIIITPet", "split"),
+    "food101": ("Food101", "split"),
+    "imagenette": ("Imagenette", "split"),
+}
+
+
+@dataclass
+class Data:
+    train: Dataset
+    val: Dataset | None
+    classes: list[str]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SWIN_CACHE", Path.home() / ".cache" / "swincli")) / "datasets"
+
+
+def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: int = 64, train: bool = True) -> Data:
+    if data is None:
+        from swincli.datasets.shapes import make_datasets
+
+        tr, va = make_datasets(size=size, seed=seed)
+        return Data(tr, va, list(tr.classes), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    if data.lower() in TORCHVISION and not Path(data).exists():
+        return _torchvision(data.lower())
+    root = Path(data).expanduser()
+    if not root.exists():
+        names = ", ".join(TORCHVISION)
+        raise SwinError(f"no such data folder or dataset: {data}", hint=f"pass DIR/<class>/<image> folders or one of: {names}")
+    if (root / "train").is_dir():
+        out = _train_val(root)
+    else:
+        out = _one_tree(root, val_split or DEFAULT_VAL_SPLIT, seed, explicit=bool(val_split))
+    return out
+
+
+def eval_data(data: str, classes: list[str] | None) -> tuple[Dataset, list[str]]:
+    """The evaluation set of ``--data``: ``DIR/val`` if present, else the whole tree (or the test split)."""
+    if data.lower() in TORCHVISION and not Path(data).exists():
+        built = _torchvision(data.lower())
+        return built.val, built.classes
+    root = Path(data).expanduser()
+    folder = root / "val" if (root / "val").is_dir() else root
+    ds = ImageFolder(folder, classes=classes)
+    _report_skipped(ds, [])
+    return ds, ds.classes
+
+
+def _train_val(root: Path) -> Data:
+    train = ImageFolder(root / "train")
+    notes: list[str] = []
+    warn: list[str] = []
+    val = None
+    if (root / "val").is_dir():
+        val = ImageFolder(root / "val", classes=train.classes)
+        if val.extra_classes:
+            warn.append(f"val has classes not in train (ignored): {', '.join(val.extra_classes[:5])}")
+        missing = sorted(set(train.classes) - {val.classes[t] for t in val.targets})
+        if missing:
+            warn.append(f"train classes with no val images: {', '.join(missing[:5])}")
+    else:
+        notes.append(f"{root} has train/ but no val/: no validation")
+    for ds in (train, val):
+        if ds is not None:
+            _report_skipped(ds, warn)
+    return Data(train, val, train.classes, notes=notes, warnings=warn)
+
+
+def _one_tree(root: Path, fraction: float, seed: int, explicit: bool) -> Data:
+    full = ImageFolder(root)
+    warn: list[str] = []
+    _report_skipped(full, warn)
+    g = torch.Generator().manual_seed(mix_seed(seed, 7))
+    order = torch.randperm(len(full), generator=g).tolist()
+    n_val = max(1, int(round(len(full) * fraction)))
+    if n_val >= len(full):
+        raise SwinError(f"{root} has too few images ({len(full)}) to hold out a validation split")
+    notes = [] if explicit else [f"no val/ folder: holding out {fraction:.0%} of {root} for validation (--val-split)"]
+    return Data(Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val])), full.classes, notes=notes,
+                warnings=warn)  # fmt: skip
+
+
+def _report_skipped(ds: ImageFolder, warn: list[str]) -> None:
+    if ds.skipped:
+        first = ", ".join(f"{p.name} ({why})" for p, why in ds.skipped[:3])
+        warn.append(f"skipped {len(ds.skipped)} unreadable image(s) in {ds.root}: {first}")
+
+
+def _torchvision(name: str) -> Data:
+    import torchvision.datasets as tvd
+
+    cls_name, split_kind = TORCHVISION[name]
+    cls = getattr(tvd, cls_name)
+    root = cache_dir() / name
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("SWIN_OFFLINE") == "1"
+
+    def make(train: bool):
+        if split_kind == "train":
+            kwargs = {"train": train}
+        else:
+            kwargs = {"split": {"STL10": "train" if train else "test", "OxfordIIITPet": "trainval" if train else "test",
+                                "Food101": "train" if train else "test", "Imagenette": "train" if train else "val",
+                                "Flowers102": "train" if train else "val"}[cls_name]}  # fmt: skip
+        try:
+            return cls(str(root), download=not offline, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - URLError, RuntimeError("Dataset not found") ...
+            raise SwinError(
+                f"dataset {name} is not in {root} and could not be downloaded ({type(exc).__name__})",
+                hint=f"run once with internet access, or copy it into {root}, or pass --data DIR",
+            ) from None
+
+    train, val = make(True), make(False)
+    classes = list(getattr(train, "classes", None) or [str(i) for i in range(len(set(_targets(train))))])
+    return Data(train, val, classes)
+
+
+def _targets(ds) -> list[int]:
+    for attr in ("targets", "labels", "_labels"):
+        if hasattr(ds, attr):
+            return list(getattr(ds, attr))
+    return [ds[i][1] for i in range(len(ds))]

@@ -1,0 +1,1 @@
+"""The training engine: optimisation, schedules, the loop, checkpoints and distributed launch."""

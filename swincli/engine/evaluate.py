@@ -1,0 +1,85 @@
+"""Evaluation: top-1/top-5 accuracy (percent), mean loss, per-class accuracy, reduced across ranks."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from swincli.engine.distributed import Dist, all_sum
+
+
+class EvalSampler(Sampler[int]):
+    """Every rank takes a stride, padded to equal length (sharded models need the same number of
+    forwards on each rank); padded positions are flagged so they are not counted."""
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.length, self.rank, self.world = length, rank, world_size
+        self.per_rank = math.ceil(length / world_size)
+
+    def __iter__(self):
+        return iter((self.rank + k * self.world) % self.length for k in range(self.per_rank))
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def valid(self, k: int) -> bool:
+        return self.rank + k * self.world < self.length
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp_dtype: torch.dtype | None = None,
+             workers: int = 0, num_classes: int | None = None, on_batch=None) -> dict[str, Any]:  # fmt: skip
+    sampler = EvalSampler(len(dataset), ctx.rank, ctx.world_size)
+    # own generator: creating the iterator must not consume the global RNG (exact resume depends on it)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    was_training = model.training
+    model.eval()
+    loss_sum = c1 = c5 = n = 0.0
+    per_correct = per_total = None
+    k = 0
+    for x, y in loader:
+        x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+        keep = torch.tensor([sampler.valid(k + i) for i in range(len(y))], device=y.device)
+        k += len(y)
+        with autocast(ctx.device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        if per_correct is None:
+            classes = num_classes or logits.shape[1]
+            per_correct = torch.zeros(classes, dtype=torch.float64, device=y.device)
+            per_total = torch.zeros_like(per_correct)
+        loss_sum += F.cross_entropy(logits, y, reduction="none")[keep].sum().item()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hit1 = (top[:, 0] == y) & keep
+        hit5 = (top == y[:, None]).any(dim=1) & keep
+        c1, c5, n = c1 + hit1.sum().item(), c5 + hit5.sum().item(), n + keep.sum().item()
+        per_total.index_add_(0, y[keep], torch.ones_like(y[keep], dtype=torch.float64))
+        per_correct.index_add_(0, y[keep], hit1[keep].double())
+        if on_batch:
+            on_batch(len(y))
+    if per_correct is None:
+        per_correct = per_total = torch.zeros(num_classes or 1, dtype=torch.float64)
+    totals = all_sum([loss_sum, c1, c5, n, *per_correct.tolist(), *per_total.tolist()], ctx)
+    loss_sum, c1, c5, n = totals[:4]
+    m = len(per_correct)
+    correct, total = totals[4 : 4 + m], totals[4 + m :]
+    model.train(was_training)
+    n = max(n, 1)
+    return {
+        "loss": loss_sum / n,
+        "acc1": 100.0 * c1 / n,
+        "acc5": 100.0 * c5 / n,
+        "images": int(n),
+        "per_class": [{"index": i, "images": int(t), "acc1": 100.0 * c / t if t else None} for i, (c, t) in enumerate(zip(correct, total))],
+    }

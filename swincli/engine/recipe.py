@@ -1,0 +1,201 @@
+"""Training settings and the recipes that fill in what the user left unset.
+
+Every option starts as None ("not given"); :func:`resolve` fills it from a recipe and records which
+values came from where, so ``args.json`` holds the complete, resolved run and the CLI can print a
+visible note for the defaults it chose. Recipes:
+
+- ``official``: the Swin paper's ImageNet recipe (AdamW, lr 5e-4 x batch/512, wd 0.05, cosine with
+  20 warm-up epochs, label smoothing 0.1, mixup 0.8, cutmix 1.0, RandAugment m9-mstd0.5, random
+  erasing 0.25, grad clip 5, drop path per model size).
+- ``finetune``: the official fine-tuning recipe (30 epochs, 5 warm-up, lr 2e-5 x batch/512, wd 1e-8,
+  drop path 0.2).
+- ``demo``: the built-in shapes dataset, sized to finish in about two minutes on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from swincli.errors import SwinUsageError
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str | None = None
+    checkpoint: str | None = None  # finetune: start from these weights
+    data: str | None = None  # image folder, torchvision dataset name, or None for the built-in set
+    val_split: float | None = None
+    size: Any = None
+    window: Any = None
+    num_classes: int | None = None
+    # schedule
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    min_lr: float | None = None
+    warmup_lr: float | None = None
+    warmup_epochs: float | None = None
+    weight_decay: float | None = None
+    layer_decay: float | None = None
+    freeze: bool = False  # linear probe: train the head only
+    # regularisation and augmentation
+    drop_path: float | None = None
+    smoothing: float | None = None
+    mixup: float | None = None
+    cutmix: float | None = None
+    aa: str | None = None
+    reprob: float | None = None
+    clip_grad: float | None = None
+    # mechanics
+    accum_steps: int = 1
+    amp: str | None = None
+    grad_checkpointing: bool = False
+    attn_chunk: int | None = None
+    ema: float | None = None
+    compile: bool = False
+    workers: int | None = None
+    seed: int = 0
+    device: str | None = None
+    output: str | None = None
+    resume: str | None = None
+    save_every: int | None = None  # also save the resume state every N optimizer steps
+    fsdp: bool = False
+    zero: bool = False
+    quiet: bool = False
+    recipe: str | None = None
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke tests, profiling)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SwinUsageError(f"unknown settings {unknown}", hint=f"known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "official": dict(
+        epochs=300, batch_size=128, lr=5e-4, min_lr=5e-6, warmup_lr=5e-7, warmup_epochs=20, weight_decay=0.05,
+        smoothing=0.1, mixup=0.8, cutmix=1.0, aa="rand-m9-mstd0.5-inc1", reprob=0.25, clip_grad=5.0,
+    ),
+    "finetune": dict(
+        epochs=30, batch_size=64, lr=2e-5, min_lr=2e-7, warmup_lr=2e-8, warmup_epochs=5, weight_decay=1e-8,
+        drop_path=0.2, smoothing=0.1, mixup=0.8, cutmix=1.0, aa="rand-m9-mstd0.5-inc1", reprob=0.25, clip_grad=5.0,
+    ),
+    "demo": dict(
+        model="swin-nano", size=64, window=4, epochs=12, batch_size=64, lr=1e-3, min_lr=1e-5, warmup_lr=1e-5,
+        warmup_epochs=1, weight_decay=0.05, drop_path=0.0, smoothing=0.1, mixup=0.0, cutmix=0.0, aa="none",
+        reprob=0.0, clip_grad=5.0,
+    ),
+}
+SCALED = ("lr", "min_lr", "warmup_lr")  # linearly scaled by total batch / 512, as the official code does
+
+
+def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False) -> TrainConfig:
+    """Fill unset options from the recipe; learning rates given by the recipe are scaled by batch/512."""
+    name = cfg.recipe or ("demo" if cfg.data is None and not finetune else "finetune" if finetune else "official")
+    if name not in RECIPES:
+        raise SwinUsageError(f"unknown recipe {name!r}", hint=f"choose one of {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    cfg.recipe = name
+    filled = []
+    for key, value in recipe.items():
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, value)
+            if key not in SCALED:
+                filled.append(key)
+    total_batch = cfg.batch_size * world_size * cfg.accum_steps
+    for key in SCALED:
+        if key in recipe and getattr(cfg, key) == recipe[key]:
+            setattr(cfg, key, recipe[key] * total_batch / 512)
+    if cfg.model is None and cfg.checkpoint is None:
+        cfg.model = "swin-nano"
+        cfg.notes.append("no --model given: using swin-nano")
+    if cfg.warmup_epochs > cfg.epochs / 10 and name != "demo":
+        cfg.warmup_epochs = cfg.epochs / 10  # a short run should not spend its whole budget warming up
+    if cfg.drop_path is None and cfg.model:  # the official per-size value (T 0.2, S 0.3, B 0.5, ...)
+        from swincli.models.registry import get_entry
+
+        cfg.drop_path = get_entry(cfg.model).config["drop_path_rate"]
+    cfg.workers = cfg.workers if cfg.workers is not None else 2
+    if cfg.val_split is None:
+        cfg.val_split = 0.0
+    if name == "demo" and cfg.data is None:
+        cfg.notes.append(
+            f"no --data: training {cfg.model} on the built-in shapes dataset ({cfg.size} px, window {cfg.window}, "
+            f"{cfg.epochs} epochs); pass --data DIR for your own images"
+        )
+    cfg.notes.append(f"recipe {name}: lr {cfg.lr:.2e} for a total batch of {total_batch}")
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: TrainConfig) -> None:
+    positive = ("epochs", "batch_size", "accum_steps")
+    for key in positive:
+        if getattr(cfg, key) is None or getattr(cfg, key) < 1:
+            raise SwinUsageError(f"--{key.replace('_', '-')} must be at least 1")
+    if cfg.amp not in (None, "bf16", "fp16", "none"):
+        raise SwinUsageError(f"--amp must be bf16, fp16 or none, got {cfg.amp!r}")
+    if cfg.fsdp and cfg.zero:
+        raise SwinUsageError("--fsdp and --zero are alternatives", hint="FSDP already shards the optimizer state")
+    if not 0.0 <= cfg.val_split < 1.0:
+        raise SwinUsageError("--val-split must be in [0, 1)")
+    if cfg.layer_decay is not None and not 0.0 < cfg.layer_decay <= 1.0:
+        raise SwinUsageError("--layer-decay must be in (0, 1]")
+
+
+# ---------------------------------------------------------------------- -c config.yaml
+_SCALAR = re.compile(r"^(true|false|yes|no|null|~)$", re.IGNORECASE)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A flat ``key: value`` YAML (or JSON) file of option names; its values become defaults, flags win.
+
+    Supports the subset settings files need: comments, scalars, quoted strings and ``[a, b]`` lists.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SwinUsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    if path.suffix == ".json":
+        try:
+            return {k.replace("-", "_"): v for k, v in json.loads(text).items()}
+        except (ValueError, AttributeError) as exc:
+            raise SwinUsageError(f"{path} is not a JSON object ({exc})") from None
+    out: dict[str, Any] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line or line == "---":
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or raw[:1].isspace():
+            raise SwinUsageError(f"{path}:{number}: expected 'option: value' at the top level", hint="nesting is not supported")
+        out[key.strip().replace("-", "_")] = _value(value.strip())
+    return out
+
+
+def _value(text: str) -> Any:
+    if text.startswith("[") and text.endswith("]"):
+        return [_value(part.strip()) for part in text[1:-1].split(",") if part.strip()]
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if _SCALAR.match(text):
+        return {"true": True, "yes": True, "false": False, "no": False}.get(text.lower())
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text

@@ -1,0 +1,189 @@
+"""swin train / finetune / eval on tiny models and generated data (CPU, a few steps each)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from swincli import create_model, load_model, save_model
+from swincli.cli import main
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+TINY = ["--size", "32", "--window", "2", "--workers", "0", "-b", "4", "--quiet"]
+
+
+def make_folder(root: Path, per_class: int = 8, split: bool = True, size: int = 40) -> Path:
+    """Class = dominant colour with noise: learnable in a few steps by a tiny model."""
+    g = torch.Generator().manual_seed(0)
+    for part, count in (("train", per_class), ("val", max(2, per_class // 2))) if split else ((None, per_class),):
+        for name, rgb in COLOURS.items():
+            folder = root / part / name if part else root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                noise = (torch.rand(size, size, 3, generator=g) * 60).to(torch.uint8)
+                pixels = (torch.tensor(rgb, dtype=torch.uint8) // 2 + noise).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tensors(path):
+    model = load_model(path)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("data"))
+
+
+def test_train_writes_a_complete_run_directory(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, printed, _ = run_cli(capsys, "train", "--data", str(folder), "--epochs", "2", "-o", str(out), *TINY[:-1])
+    assert code == 0, printed
+    assert f"results saved to {out}" in printed.splitlines()[-1]
+    for name in ("args.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "resume.safetensors", "curves.png"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("train_loss", "val_loss", "val_acc1", "val_acc5", "lr", "epoch_time_s", "images_per_s"):
+        assert isinstance(rows[-1][key], float), key
+    assert 0 <= rows[-1]["val_acc1"] <= 100
+    args = json.loads((out / "args.json").read_text())
+    assert args["recipe"] == "official" and args["smoothing"] == 0.1 and args["mixup"] == 0.8
+    model = load_model(out / "best.safetensors")
+    assert model.class_names == ["blue", "green", "red"] and model.preprocessing.input_size == (32, 32)
+    assert model.provenance["training"]["args"]["epochs"] == 2
+
+
+def test_run_directories_are_numbered(folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert run_cli(capsys, "train", "--data", str(folder), "--epochs", "1", "--max-steps", "1", *TINY)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "runs" / "train").iterdir()) == ["exp", "exp2"]
+
+
+def test_finetune_changes_size_window_and_classes(folder, tmp_path, capsys):
+    base = create_model("swinv2-nano", num_classes=5, img_size=32, window_size=2)
+    ck = save_model(base, tmp_path / "pre.safetensors")
+    out = tmp_path / "ft"
+    code, printed, _ = run_cli(capsys, "finetune", "--checkpoint", str(ck), "--data", str(folder), "--size", "64",
+                               "--window", "4", "--epochs", "1", "-o", str(out), "--workers", "0", "-b", "4")  # fmt: skip
+    assert code == 0, printed
+    assert "resized 32x32 (windows 2,2,2,1) -> 64x64 (windows 4,4,4,2)" in printed
+    assert "head 5 -> 3 classes" in printed
+    model = load_model(out / "best.safetensors")
+    assert model.config.num_classes == 3 and model.config.image_hw == (64, 64)
+    assert [st.pretrained_window[0] for st in model.config.layout()] == [2, 2, 2, 1]
+    args = json.loads((out / "args.json").read_text())
+    assert args["recipe"] == "finetune" and args["weight_decay"] == 1e-8 and args["drop_path"] == 0.2
+
+
+def test_eval_reports_json_and_per_class(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "--data", str(folder), "--epochs", "1", "-o", str(out), *TINY)[0] == 0
+    code, printed, _ = run_cli(capsys, "eval", "--checkpoint", str(out / "best.safetensors"), "--data", str(folder),
+                               "--format", "json", "--workers", "0")  # fmt: skip
+    data = json.loads(printed)
+    assert code == 0 and set(data) == {"acc1", "acc5", "loss", "images"} and data["images"] == 12
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert data["acc1"] == pytest.approx(rows[-1]["val_acc1"])
+    code, printed, _ = run_cli(capsys, "eval", "-c", str(out / "best.safetensors"), "-d", str(folder), "--per-class",
+                               "--workers", "0")  # fmt: skip
+    assert code == 0 and "Per class" in printed and "green" in printed
+
+
+def test_config_file_values_are_defaults_and_flags_win(folder, tmp_path, capsys):
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text("# my recipe\nepochs: 3\nlr: 0.002\nmixup: 0.0\naa: none\nbatch-size: 4\n")
+    out = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", "--data", str(folder), "-c", str(cfg), "--epochs", "1", "--max-steps", "1",
+                         "-o", str(out), "--size", "32", "--window", "2", "--workers", "0", "--quiet")  # fmt: skip
+    args = json.loads((out / "args.json").read_text())
+    assert code == 0 and args["epochs"] == 1 and args["lr"] == 0.002 and args["mixup"] == 0.0 and args["batch_size"] == 4
+
+
+def test_corrupt_images_are_skipped_and_empty_data_refused(tmp_path, capsys):
+    data = make_folder(tmp_path / "d", per_class=4)
+    (data / "train" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (data / "train" / "red" / "empty.jpg").write_bytes(b"")
+    (data / "train" / "green" / "notes.png").write_text("not an image")
+    code, _, err = run_cli(capsys, "train", "--data", str(data), "--epochs", "1", "--max-steps", "1", "-o",
+                           str(tmp_path / "r"), *TINY)  # fmt: skip
+    assert code == 0 and "skipped 3 unreadable image(s)" in err
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "empty"), *TINY)
+    assert code == 1 and "no readable images" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "nowhere"), *TINY)
+    assert code == 1 and "no such data folder" in err
+
+
+def test_nan_guard_stops_a_diverged_run(tmp_path, capsys):
+    data = make_folder(tmp_path / "d", per_class=12, split=False)
+    code, _, err = run_cli(capsys, "train", "--data", str(data), "--epochs", "1", "--lr", "1e30", "--clip-grad", "0",
+                           "-o", str(tmp_path / "r"), "--size", "32", "--window", "2", "--workers", "0", "-b", "1",
+                           "--mixup", "0", "--cutmix", "0", "--quiet")  # fmt: skip
+    assert code == 1 and "non-finite losses in a row" in err and "step skipped" in err
+
+
+# ------------------------------------------------------------------ exact resume
+def _train_proc(folder, out, *extra):
+    args = [sys.executable, "-m", "swincli", "train", "--data", str(folder), "--epochs", "2", "-o", str(out),
+            "--size", "32", "--window", "2", "-b", "4", "--seed", "3", "--drop-path", "0.1", "--quiet", *extra]  # fmt: skip
+    return args
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_resume_after_sigkill_is_bitwise_identical(folder, tmp_path, workers):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    reference = tmp_path / "reference"
+    subprocess.run(_train_proc(folder, reference, "--workers", workers), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_proc(folder, killed, "--workers", workers, "--save-every", "1"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "resume.safetensors").exists():
+        time.sleep(0.02)
+    time.sleep(0.5)  # somewhere in the middle of the run, possibly during a save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.jsonl").exists() or len((killed / "metrics.jsonl").read_text().splitlines()) < 2
+    subprocess.run([sys.executable, "-m", "swincli", "train", "--resume", str(killed), "--quiet"], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    a, b = tensors(reference / "last.safetensors"), tensors(killed / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+
+
+# ------------------------------------------------------------------ torchrun
+def _torchrun(folder, out, *extra):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", str(29500 + os.getpid() % 1000), "-m", "swincli",
+           "train", "--data", str(folder), "--epochs", "1", "--max-steps", "2", "-o", str(out), "--size", "32",
+           "--window", "2", "-b", "2", "--workers", "0", "--seed", "5", "--mixup", "0", "--cutmix", "0", "--aa", "none",
+           "--reprob", "0", "--drop-path", "0", "--quiet", *extra]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tensors(out / "last.safetensors")
+
+
+def test_torchrun_ddp_fsdp_and_zero_agree(folder, tmp_path):
+    ddp = _torchrun(folder, tmp_path / "ddp")
+    fsdp = _torchrun(folder, tmp_path / "fsdp", "--fsdp")
+    zero = _torchrun(folder, tmp_path / "zero", "--zero")
+    for other in (fsdp, zero):
+        assert all(torch.allclose(ddp[k], other[k], atol=1e-5) for k in ddp)
