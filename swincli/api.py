@@ -29,8 +29,17 @@ def _summary(entry: ModelEntry, config: SwinConfig) -> dict[str, Any]:
 
 
 def models_table(pattern: str | None = None, version: int | None = None, pretrained: bool = False) -> list[dict]:
-    """One summary per registered variant (params and MACs at its own size, 1000-class head as registered)."""
-    return [_summary(e, e.build_config()) for e in list_models(pattern, version, pretrained)]
+    """One summary per registered variant (params and MACs at its own size, head as registered); ``loads``:
+    the weights ``swin predict --model NAME`` uses for the name and each alias."""
+    from swincli.hub import weight_map
+
+    loads = weight_map()
+    rows = []
+    for e in list_models(pattern, version, pretrained):
+        row = _summary(e, e.build_config())
+        row["loads"] = {n: loads[n] for n in (e.name, *e.aliases) if n in loads}
+        rows.append(row)
+    return rows
 
 
 def model_info(name: str, img_size: Any = None, window_size: Any = None, num_classes: int | None = None) -> dict:

@@ -131,3 +131,18 @@ def test_ablations_build_and_run(name, ablation):
 def test_no_weight_decay_names(tiny_v2):
     names = tiny_v2.no_weight_decay()
     assert any("cpb_mlp" in n for n in names) and any("logit_scale" in n for n in names)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_v1", "tiny_v2"])
+def test_attention_chunks_give_the_same_result(fixture, request):
+    model = request.getfixturevalue(fixture).double().train()
+    x = torch.randn(2, 3, *model.config.image_hw, dtype=torch.float64)
+    whole = model(x)
+    whole.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_attention_chunk(5)  # 64 windows in stage 1 -> 13 sequential chunks
+    chunked = model(x)
+    chunked.sum().backward()
+    assert torch.allclose(whole, chunked, atol=1e-10)
+    assert all(torch.allclose(a, p.grad, atol=1e-10) for a, p in zip(grads, model.parameters()))

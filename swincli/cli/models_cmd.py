@@ -61,6 +61,17 @@ def list_(
     console = render.console()
     console.print(table)
     console.print("weights: 1k = ImageNet-1k, 22k = ImageNet-22k (21841 classes), 22k>1k = 22k pretrained, 1k fine-tuned")
+    if pretrained:
+        from swincli.hub import weight_map
+
+        names = {r["name"] for r in rows} | {a for r in rows for a in r["aliases"]}
+        loads = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="What `swin predict --model NAME` loads", title_justify="left")
+        loads.add_column("name", no_wrap=True)
+        loads.add_column("weights (Hugging Face Hub: timm/<weights>)", no_wrap=True)
+        for name, target in weight_map().items():
+            if name in names:
+                loads.add_row(name, target)
+        console.print(loads)
 
 
 @app.command(epilog=examples("swin models info swin-t", "swin models info swin-b --size 384 --window 12", "swin models info swinv2-l --json"))

@@ -34,6 +34,9 @@ _MAX_RADIUS = 0.44  # bounding radius of the largest shape, as a fraction of the
 _MIN_RADIUS = 0.19  # bounding radius of the smallest circle, same units
 _MAX_TILT = math.radians(15)  # orientation-defined classes (bars, diamond) only wobble this much
 
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
+_MIN_LUMA_GAP = 100.0  # between shape and background, out of 255
+
 Point = tuple[float, float]
 
 
@@ -118,10 +121,14 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def _colour_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Independent uniform RGB colours, redrawn until they are far enough apart to see the shape."""
+    """Independent uniform RGB colours, redrawn until their luminances differ enough.
+
+    Either may be the lighter one. A luminance gap (not just any colour distance) matters: with
+    near-isoluminant pairs a small model spends most of its budget before it sees any edge at all.
+    """
     while True:
         fg, bg = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-        if np.linalg.norm(fg - bg) >= 120:
+        if abs(float((fg - bg) @ _LUMA)) >= _MIN_LUMA_GAP:
             return fg, bg
 
 

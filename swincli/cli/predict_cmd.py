@@ -1,0 +1,164 @@
+"""``swin predict``: top-k classes (or embeddings) for any images, with published or your own weights."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swincli.cli import render
+from swincli.cli.options import SizeOpt, WindowOpt, parse_size, parse_window
+
+DEFAULT_MODEL = "swinv2-t"
+
+
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders (recursive), globs, or - to read paths from stdin.")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Published weights by name (default {DEFAULT_MODEL}).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="Your weights (any layout swin convert reads).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes per image.")] = 5,
+    size: SizeOpt = None,
+    window: WindowOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch.")] = 32,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Decoding processes.")] = 2,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda (default: cuda if available).")] = None,
+    amp: Annotated[Optional[str], typer.Option("--amp", help="bf16 or none.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json (one object per line) or csv.")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file.")] = None,
+    features: Annotated[bool, typer.Option("--features", help="Write pooled embeddings (.npy) instead of classes.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never download: use cached weights only.")] = False,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of published weights.")] = None,
+) -> None:
+    """Classify images: the top-k classes with probabilities, per image."""
+    import torch
+
+    from swincli.errors import SwinUsageError
+    from swincli.predict import collect_inputs, predict as run
+
+    if output_format not in ("table", "json", "csv"):
+        raise SwinUsageError(f"--format must be table, json or csv, got {output_format!r}")
+    if model and checkpoint:
+        raise SwinUsageError("--model and --checkpoint are alternatives")
+    note = render.console(stderr=True)
+    net = _load(model, checkpoint, revision, offline, note)
+    if size or window:
+        report = net.resize(img_size=parse_size(size), window_size=parse_window(window))
+        if report.changed:
+            note.print(render.resize_table(report.to_dict()))
+    paths = collect_inputs(inputs)
+    if not paths:
+        raise SwinUsageError("no images found in the inputs", hint="pass image files, folders or globs")
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "none": None, None: None}.get(amp)
+    results = run(net, paths, top_k, batch_size, dev, dtype, workers, features, on_batch=None)
+    if features:
+        output = output or Path("features.npy")
+        failed = _write_features(results, output, note)
+    else:
+        failed = _emit(results, output_format, output)
+    if output:
+        note.print(f"results saved to [bold]{output}[/bold]", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+predict.examples = [
+    "swin predict cat.jpg --model swinv2-b",
+    "swin predict photos/ --checkpoint runs/train/exp/best.safetensors --format json",
+    "find . -name '*.jpg' | swin predict - --format csv -o preds.csv",
+    "swin predict 'shots/*.png' --features -o embeddings.npy",
+]
+
+
+def _load(model: str | None, checkpoint: str | None, revision: str | None, offline: bool, note):
+    if checkpoint:
+        from swincli.convert.run import load_any
+
+        return load_any(checkpoint)
+    from swincli.hub import load_pretrained, resolve_weights
+
+    if model is None:
+        model = DEFAULT_MODEL
+        entry, weights = resolve_weights(model)
+        note.print(f"[yellow]note:[/yellow] no --model or --checkpoint: using {model} ({entry.name}.{weights.tag})",
+                   highlight=False)  # fmt: skip
+    return load_pretrained(model, revision=revision, offline=True if offline else None, progress=sys.stderr.isatty())
+
+
+def _emit(results, fmt: str, output: Path | None) -> bool:
+    """Print (or write) each result as it comes; returns whether any input failed."""
+    failed = False
+    stream = open(output, "w", newline="") if output else None
+    console = render.console(stderr=False) if stream is None else None
+    err = render.console(stderr=True)
+    writer = csv.writer(stream or sys.stdout) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["path", "rank", "index", "label", "prob", "error"])
+    try:
+        for r in results:
+            failed = failed or r.error is not None
+            if r.error and fmt == "table":
+                err.print(f"{r.path}: {r.error}", highlight=False, markup=False)
+            elif fmt == "json":
+                line = json.dumps(r.to_dict())
+                print(line, file=stream) if stream else typer.echo(line)
+            elif fmt == "csv":
+                if r.error:
+                    writer.writerow([r.path, "", "", "", "", r.error])
+                for rank, e in enumerate(r.top_k or [], 1):
+                    writer.writerow([r.path, rank, e["index"], e["label"], f"{e['prob']:.6f}", ""])
+            else:
+                table = _table(r)
+                if stream:
+                    buffer = io.StringIO()
+                    Console(file=buffer, width=render.PIPE_WIDTH).print(table)
+                    stream.write(buffer.getvalue())
+                else:
+                    console.print(table)
+    finally:
+        if stream:
+            stream.close()
+    return failed
+
+
+def _table(r):
+    from rich.console import Group
+    from rich.text import Text
+
+    table = Table(show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("class")
+    table.add_column("prob", justify="right")
+    table.add_column("", min_width=20)
+    for rank, e in enumerate(r.top_k or [], 1):
+        table.add_row(str(rank), e["label"], f"{e['prob']:.1%}", "[green]" + "█" * max(1, round(e["prob"] * 20)) + "[/green]")
+    return Group(Text(r.path, style="bold", overflow="fold"), table)
+
+
+def _write_features(results, path: Path, note) -> bool:
+    import numpy as np
+
+    from swincli.fileio import atomic_file
+
+    rows, names, failed = [], [], False
+    for r in results:
+        if r.error:
+            failed = True
+            note.print(f"{r.path}: {r.error}", highlight=False, markup=False)
+        else:
+            rows.append(r.features.numpy())
+            names.append(r.path)
+    if rows:
+        with atomic_file(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.stack(rows))
+        Path(str(path) + ".paths.txt").write_text("".join(n + "\n" for n in names))
+        note.print(f"{len(rows)} embeddings of dimension {rows[0].shape[0]} (row order in {path}.paths.txt)")
+    return failed
