@@ -47,11 +47,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SWIN_CACHE", Path.home() / ".cache" / "swincli")) / "datasets"
 
 
-def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: int = 64, train: bool = True) -> Data:
+def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: int = 48) -> Data:
     if data is None:
         from swincli.datasets.shapes import make_datasets
 
-        tr, va = make_datasets(size=size, seed=seed)
+        tr, va = make_datasets(size=size, seed=seed, cache=True)
         return Data(tr, va, list(tr.classes), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     if data.lower() in TORCHVISION and not Path(data).exists():
         return _torchvision(data.lower())

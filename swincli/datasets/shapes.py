@@ -181,7 +181,7 @@ class ShapesDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, split: str = "train", size: int = 64, length: int | None = None, seed: int = 0,
-                 transform: Callable[[Image.Image], Any] | None = None) -> None:
+                 transform: Callable[[Image.Image], Any] | None = None, cache: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if size < 16:
@@ -193,6 +193,8 @@ class ShapesDataset(torch.utils.data.Dataset):
         self.classes: list[str] = list(CLASSES)
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         self.targets: list[int] = [i % len(self.classes) for i in range(self.length)]
+        # rendered images kept in this process (8000 x 48 px is ~55 MB): later epochs skip drawing
+        self._cache: dict[int, Image.Image] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -203,7 +205,11 @@ class ShapesDataset(torch.utils.data.Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
         label = self.targets[index]
-        image = render(label, self.size, _rng(self.seed, self.split, index))
+        image = self._cache.get(index) if self._cache is not None else None
+        if image is None:
+            image = render(label, self.size, _rng(self.seed, self.split, index))
+            if self._cache is not None:
+                self._cache[index] = image
         return (self.transform(image) if self.transform is not None else image), label
 
     def __repr__(self) -> str:
@@ -212,7 +218,7 @@ class ShapesDataset(torch.utils.data.Dataset):
 
 
 def make_datasets(size: int = 64, seed: int = 0, train_length: int | None = None,
-                  val_length: int | None = None) -> tuple[ShapesDataset, ShapesDataset]:
+                  val_length: int | None = None, cache: bool = False) -> tuple[ShapesDataset, ShapesDataset]:
     """The train and val splits with matching size and seed (transforms are the caller's choice)."""
-    return (ShapesDataset("train", size=size, length=train_length, seed=seed),
-            ShapesDataset("val", size=size, length=val_length, seed=seed))
+    return (ShapesDataset("train", size=size, length=train_length, seed=seed, cache=cache),
+            ShapesDataset("val", size=size, length=val_length, seed=seed, cache=cache))

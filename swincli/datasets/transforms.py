@@ -59,10 +59,12 @@ def parse_aa(spec: str | None, interpolation) -> v2.Transform | None:
 
 
 def train_transform(size: tuple[int, int], aa: str | None, reprob: float, mean, std,
-                    interpolation: str = "bicubic", scale=(0.08, 1.0)) -> Callable:  # fmt: skip
+                    interpolation: str = "bicubic", scale=(0.08, 1.0), vflip: bool = False) -> Callable:  # fmt: skip
     mode = INTERPOLATION[interpolation]
     # geometry and RandAugment on the PIL image: Pillow has bicubic for rotations and shears, tensors don't
-    steps: list[Any] = [v2.RandomResizedCrop(size, scale=scale, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()]
+    crop = (v2.Resize(size, interpolation=mode, antialias=True) if tuple(scale) == (1.0, 1.0)
+            else v2.RandomResizedCrop(size, scale=scale, interpolation=mode, antialias=True))  # fmt: skip
+    steps: list[Any] = [crop, v2.RandomHorizontalFlip()] + ([v2.RandomVerticalFlip()] if vflip else [])
     augment = parse_aa(aa, mode)
     if augment is not None:
         steps.append(augment)
@@ -83,7 +85,11 @@ def eval_transform(size: tuple[int, int], crop_pct: float, mean, std, interpolat
 
 
 class Augmented(Dataset):
-    """Applies ``transform`` to ``base[i]`` with randomness seeded by (seed, epoch, i)."""
+    """Applies ``transform`` to ``base[i]`` with randomness seeded by (seed, epoch, i).
+
+    Seeding sets the global RNG of the process that loads the sample: harmless in a DataLoader
+    worker; in the main process the caller wraps each batch in ``torch.random.fork_rng`` (one fork
+    per batch is far cheaper than one per image)."""
 
     def __init__(self, base: Dataset, transform: Callable, seed: int = 0) -> None:
         self.base, self.transform, self.seed, self.epoch = base, transform, seed, 0
@@ -93,9 +99,10 @@ class Augmented(Dataset):
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, self.epoch, index))
-            return self.transform(image), label
+        # the CPU generator directly: torch.manual_seed() also seeds every accelerator backend and
+        # records stack traces for lazy initialisation, ~1.5 ms a call, which would dominate the loading
+        torch.default_generator.manual_seed(mix_seed(self.seed, self.epoch, index))
+        return self.transform(image), label
 
 
 class Transformed(Dataset):
@@ -127,6 +134,6 @@ class BatchMix:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             x, target = self.mix(x, y)
         return x, target * (1 - self.smoothing) + self.smoothing / self.num_classes

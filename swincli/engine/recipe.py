@@ -92,10 +92,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         epochs=30, batch_size=64, lr=2e-5, min_lr=2e-7, warmup_lr=2e-8, warmup_epochs=5, weight_decay=1e-8,
         drop_path=0.2, smoothing=0.1, mixup=0.8, cutmix=1.0, aa="rand-m9-mstd0.5-inc1", reprob=0.25, clip_grad=5.0,
     ),
+    # the built-in shapes set: 48 px, window 3 (stage maps 12, 6, 3, 2); tuned to pass 95% in ~2 CPU minutes
     "demo": dict(
-        model="swin-nano", size=64, window=4, epochs=12, batch_size=64, lr=1e-3, min_lr=1e-5, warmup_lr=1e-5,
-        warmup_epochs=1, weight_decay=0.05, drop_path=0.0, smoothing=0.1, mixup=0.0, cutmix=0.0, aa="none",
-        reprob=0.0, clip_grad=5.0,
+        model="swin-nano", size=48, window=3, epochs=8, batch_size=64, lr=1.6e-2, min_lr=0.0, warmup_lr=0.0,
+        warmup_epochs=0.3, weight_decay=0.05, drop_path=0.0, smoothing=0.0, mixup=0.0, cutmix=0.0, aa="none",
+        reprob=0.0, clip_grad=5.0, workers=0,  # in-process: the rendered images stay cached across epochs
     ),
 }
 SCALED = ("lr", "min_lr", "warmup_lr")  # linearly scaled by total batch / 512, as the official code does

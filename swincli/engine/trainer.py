@@ -78,7 +78,7 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> Trai
         rep.note(line)
     torch.manual_seed(mix_seed(cfg.seed, 1))  # the same initial weights on every rank (FSDP does not broadcast them)
     size = to_pair(cfg.size) if cfg.size is not None else None
-    data = build_data(cfg.data, cfg.val_split, cfg.seed, size[0] if size else 64)
+    data = build_data(cfg.data, cfg.val_split, cfg.seed, size[0] if size else 48)
     for line in data.notes:
         rep.note(line)
     for line in data.warnings:
@@ -105,8 +105,11 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> Trai
         model.set_attention_chunk(cfg.attn_chunk)
     model.to(ctx.device)
 
-    scale = (0.5, 1.0) if cfg.data is None else (0.08, 1.0)
-    train_ds = Augmented(data.train, train_transform(mc.image_hw, cfg.aa, cfg.reprob, data.mean, data.std, scale=scale), cfg.seed)
+    # the shapes set is generated at its training size with random placement: flips are its augmentation
+    builtin = cfg.data is None
+    transform = train_transform(mc.image_hw, cfg.aa, cfg.reprob, data.mean, data.std,
+                                scale=(1.0, 1.0) if builtin else (0.08, 1.0), vflip=builtin)  # fmt: skip
+    train_ds = Augmented(data.train, transform, cfg.seed)
     val_ds = Transformed(data.val, eval_transform(mc.image_hw, prep.crop_pct, data.mean, data.std)) if data.val else None
     sampler = ResumableSampler(len(train_ds), True, cfg.seed, ctx.rank, ctx.world_size)
     steps_per_epoch = len(sampler) // (cfg.batch_size * cfg.accum_steps)
@@ -185,7 +188,11 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> Trai
             set_lr(optimizer, lr)
             step_loss, finite = 0.0, True
             for micro in range(cfg.accum_steps):
-                x, y = next(batches)
+                if cfg.workers:
+                    x, y = next(batches)
+                else:  # loading seeds the global RNG per image: keep dropout's stream out of it
+                    with torch.random.fork_rng(devices=[]):
+                        x, y = next(batches)
                 x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
                 if mix.active:
                     x, target = mix(x, y, mix_seed(cfg.seed, global_step, micro, ctx.rank))
