@@ -165,7 +165,9 @@ class WindowAttention(nn.Module):
         if mask is not None and mask.dtype != q.dtype:
             mask = mask.to(q.dtype)
         drop = self.attn_drop if self.training else 0.0
-        if self.impl == "eager":
+        # CPU training: SDPA has no fused backward with a float mask there and falls back to its math path
+        # plus mask checks, measurably slower than the explicit softmax, so training on CPU goes eager
+        if self.impl == "eager" or (x.device.type == "cpu" and self.training and torch.is_grad_enabled()):
             out = self._eager(q, k, v, mask, scale, drop)
         elif mask is None or mask.dim() == 3:  # the same mask for every window: batch the windows
             flat = [t.reshape(-1, heads, n, hd) for t in (q, k, v)]
