@@ -187,3 +187,28 @@ def test_torchrun_ddp_fsdp_and_zero_agree(folder, tmp_path):
     zero = _torchrun(folder, tmp_path / "zero", "--zero")
     for other in (fsdp, zero):
         assert all(torch.allclose(ddp[k], other[k], atol=1e-5) for k in ddp)
+
+
+def test_memory_and_precision_options_run(folder, tmp_path, capsys):
+    out = tmp_path / "opts"
+    code, _, err = run_cli(capsys, "train", "--data", str(folder), "--epochs", "1", "--max-steps", "2", "-o", str(out),
+                           "--ema", "0.99", "--amp", "bf16", "--accum-steps", "2", "--grad-checkpointing",
+                           "--attn-chunk", "3", *TINY)  # fmt: skip
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["val_acc1"] is not None and load_model(out / "last.safetensors").config.num_classes == 3
+
+
+def test_torchvision_dataset_offline_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SWIN_CACHE", str(tmp_path))
+    code, _, err = run_cli(capsys, "train", "--data", "cifar10", *TINY)
+    assert code == 1 and "cifar10 is not in" in err and "could not be downloaded" in err and "Traceback" not in err
+
+
+def test_finetune_by_published_name_offline(folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("SWIN_CACHE", str(tmp_path / "cache"))
+    code, _, err = run_cli(capsys, "finetune", "--model", "swinv2-b", "--data", str(folder), "--quiet")
+    assert code == 1 and "swinv2_base_window12to24_192to384.ms_in22k_ft_in1k" in err

@@ -43,12 +43,15 @@ class TrainReporter(Reporter):
     def epoch_start(self, epoch: int, epochs: int, steps: int, start: int) -> None:
         if not self.live or not self.main:
             return
-        self.progress = Progress(
-            TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), console=self.console, transient=True,
-        )  # fmt: skip
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=steps, completed=start, info="")
+        if self.progress is None:  # one epoch bar for the run, one step bar for the epoch
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(), console=self.console, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+            self.epochs_task = self.progress.add_task("epochs", total=epochs, completed=epoch - 1, info="")
+            self.task = self.progress.add_task("steps", total=steps, info="")
+        self.progress.update(self.task, description=f"epoch {epoch}", total=steps, completed=start, info="")
 
     def step(self, step: int, loss: float, lr: float, images_per_s: float) -> None:
         if self.progress is not None:
@@ -56,8 +59,7 @@ class TrainReporter(Reporter):
 
     def epoch_end(self, row: dict) -> None:
         if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+            self.progress.advance(self.epochs_task)
         if self.quiet or not self.main:
             return
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
@@ -69,6 +71,9 @@ class TrainReporter(Reporter):
         )
 
     def finish(self, result: TrainResult) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
         if not self.main:
             return
         best = f"best val acc1 {result.best_acc1:.2f}%, " if result.best_acc1 is not None else ""

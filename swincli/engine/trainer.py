@@ -278,9 +278,15 @@ def _build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
         model = create_model(cfg.model, num_classes=num_classes, img_size=size, window_size=cfg.window,
                              drop_path_rate=cfg.drop_path)  # fmt: skip
         return model, notes
-    from swincli.convert.run import load_any
+    if cfg.checkpoint:
+        from swincli.convert.run import load_any
 
-    model = load_any(cfg.checkpoint, cfg.model)
+        model = load_any(cfg.checkpoint, cfg.model)
+    else:  # published weights by name, from the Hub cache or downloaded once
+        from swincli.hub import load_pretrained
+
+        model = load_pretrained(cfg.model)
+        notes.append(f"starting from the published weights of {cfg.model}")
     report = model.resize(img_size=size, window_size=cfg.window)
     if report.changed:
         (h0, w0), (h1, w1) = report.img_size
