@@ -57,12 +57,18 @@ def predict(
         raise SwinUsageError("no images found in the inputs", hint="pass image files, folders or globs")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"bf16": torch.bfloat16, "none": None, None: None}.get(amp)
-    results = run(net, paths, top_k, batch_size, dev, dtype, workers, features, on_batch=None)
-    if features:
-        output = output or Path("features.npy")
-        failed = _write_features(results, output, note)
-    else:
-        failed = _emit(results, output_format, output)
+    progress = _progress(len(paths), batch_size)
+    results = run(net, paths, top_k, batch_size, dev, dtype, workers, features,
+                  on_batch=(lambda n: progress.advance(progress.task_ids[0], n)) if progress else None)  # fmt: skip
+    try:
+        if features:
+            output = output or Path("features.npy")
+            failed = _write_features(results, output, note)
+        else:
+            failed = _emit(results, output_format, output)
+    finally:
+        if progress:
+            progress.stop()
     if output:
         note.print(f"results saved to [bold]{output}[/bold]", highlight=False)
     if failed:
@@ -75,6 +81,19 @@ predict.examples = [
     "find . -name '*.jpg' | swin predict - --format csv -o preds.csv",
     "swin predict 'shots/*.png' --features -o embeddings.npy",
 ]
+
+
+def _progress(total: int, batch_size: int):
+    """A progress bar on stderr for inputs larger than a few batches (only on a terminal)."""
+    if total <= 4 * batch_size or not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("images", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=render.console(stderr=True), transient=True)  # fmt: skip
+    progress.add_task("images", total=total)
+    progress.start()
+    return progress
 
 
 def _load(model: str | None, checkpoint: str | None, revision: str | None, offline: bool, note):
