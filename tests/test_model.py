@@ -23,11 +23,15 @@ def test_sdpa_path_equals_eager_path(fixture, request):
     model = request.getfixturevalue(fixture).double()
     x = torch.randn(2, 3, *model.config.image_hw, dtype=torch.float64)
     with torch.no_grad():
+        model.set_attention("sdpa")
         fused = model(x)
         model.set_attention("eager")
         eager = model(x)
-    assert torch.allclose(fused, eager, rtol=0, atol=1e-10)
+        model.set_attention("auto")
+        auto = model(x)
+    assert torch.allclose(fused, eager, rtol=0, atol=1e-10) and torch.allclose(auto, eager, rtol=0, atol=1e-10)
     model.train()  # the training path computes the mask without the cache
+    model.set_attention("sdpa")
     assert torch.allclose(model(x), eager, atol=1e-10)
 
 

@@ -154,7 +154,8 @@ class SwinTransformer(nn.Module):
         self.config = self.config.replace(drop_path_rate=rate)
 
     def set_attention(self, impl: str) -> None:
-        """``"sdpa"`` (fused, default) or ``"eager"`` (explicit softmax, the reference path)."""
+        """``"auto"`` (default: SDPA on GPUs, explicit softmax on CPU, whichever measured faster there),
+        ``"sdpa"`` (always fused) or ``"eager"`` (always the explicit softmax, the reference path)."""
         if impl not in ATTENTION_IMPLS:
             raise ConfigError(f"attention must be one of {ATTENTION_IMPLS}, got {impl!r}")
         for attn in self.attentions():
