@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from swincli.models.config import Pair
 from swincli.models.continuous_position_bias import continuous_bias, cpb_mlp, log_spaced_coords
+from swincli.models.onednn import linear
 from swincli.models.relative_position_bias import gather_bias, relative_position_index, table_size
 from swincli.models.shift_mask import shift_mask
 
@@ -104,7 +105,7 @@ class WindowAttention(nn.Module):
             if hit is not None and hit[0] == key:
                 return hit[1]
         mask = self._fold(size, shift, device)
-        mask = None if mask is None else mask.to(dtype)
+        mask = None if mask is None else mask.to(dtype).contiguous()  # a strided mask makes every add slow
         if cacheable:
             self._cache["mask"] = (key, mask)
         return mask
@@ -138,8 +139,7 @@ class WindowAttention(nn.Module):
         attention): the attention matrices of only one chunk are alive at once.
         """
         nw = x.shape[1]
-        mask = self.attn_mask(size, shift, x.dtype if not torch.is_autocast_enabled(x.device.type) else
-                              torch.get_autocast_dtype(x.device.type), x.device)  # fmt: skip
+        mask = self.mask_for(x, size, shift)
         if not self.chunk or nw <= self.chunk:
             return self._attend(x, mask)
         outs = []
@@ -148,13 +148,19 @@ class WindowAttention(nn.Module):
             outs.append(self._attend(x[:, i : i + self.chunk], part))
         return torch.cat(outs, dim=1)
 
-    def _attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def mask_for(self, x: Tensor, size: Pair, shift: Pair) -> Tensor | None:
+        """:meth:`attn_mask` in the dtype the attention logits of ``x`` will have (autocast aware)."""
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        return self.attn_mask(size, shift, dtype, x.device)
+
+    def _attend(self, x: Tensor, mask: Tensor | None, residual: Tensor | None = None) -> Tensor:
+        """Attention over windows ``(B, nW, N, C)``; ``residual`` (eval only) is added inside the projection."""
         nw, n, c = x.shape[1], x.shape[2], x.shape[3]
         heads, hd = self.num_heads, self.head_dim
         bias = self.qkv.bias
         if self.version == 2 and self.q_bias is not None:
             bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).view(-1, nw, n, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
+        qkv = linear(x, self.qkv.weight, bias).view(-1, nw, n, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv.unbind(0)  # (B, nW, heads, N, hd)
         scale = None
         if self.version == 2:
@@ -177,13 +183,15 @@ class WindowAttention(nn.Module):
             mask = mask.reshape(1, nw * heads, n, n)
             out = F.scaled_dot_product_attention(*flat, attn_mask=mask, dropout_p=drop, scale=scale)
         out = out.view(-1, nw, heads, n, hd).transpose(2, 3).reshape(-1, nw, n, c)
-        return self.proj_drop(self.proj(out))
+        if residual is not None:
+            return linear(out, self.proj.weight, self.proj.bias, residual=residual)
+        return self.proj_drop(linear(out, self.proj.weight, self.proj.bias))
 
     def _eager(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | None, drop: float) -> Tensor:
         if scale is None:
             q = q * self.head_dim**-0.5
         attn = q @ k.transpose(-2, -1)  # (B, nW, heads, N, N)
         if mask is not None:
-            attn = attn + mask
+            attn = attn + mask if torch.is_grad_enabled() else attn.add_(mask)
         attn = F.dropout(attn.softmax(dim=-1), drop, self.training)
         return attn @ v

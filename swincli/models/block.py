@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from swincli.models import blocked_inference
 from swincli.models.attention import WindowAttention
+from swincli.models.onednn import linear
 from swincli.models.config import Pair
 from swincli.models.window import window_partition, window_reverse
 
@@ -38,12 +40,15 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``fc2(GELU(fc1(x)))``; ``residual`` (eval only) is added inside ``fc2``."""
+        h = self.drop(linear(x, self.fc1.weight, self.fc1.bias, gelu=True))
+        if residual is not None:
+            return linear(h, self.fc2.weight, self.fc2.bias, residual=residual)
+        return self.drop(linear(h, self.fc2.weight, self.fc2.bias))
 
 
 class SwinBlock(nn.Module):
@@ -72,6 +77,8 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, H, W, C)`` for any H, W (padded to window multiples inside)."""
+        if blocked_inference.applies(self, x):
+            return blocked_inference.run_block(self, x)
         if self.version == 1:
             x = x + self.drop_path(self.attend(self.norm1(x)))
             return x + self.drop_path(self.mlp(self.norm2(x)))
