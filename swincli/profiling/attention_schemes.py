@@ -9,7 +9,8 @@
 - ``sliding``: every query attends to the M x M neighbourhood centred on itself (what local attention
   "should" be, and what the window scheme approximates); keys outside the map are masked.
 
-Each scheme replaces ``SwinBlock.attend`` for the duration of a ``with use_scheme(model, name):``.
+Inside ``with use_scheme(model, name):``, ``no-shift`` sets every block's shift to zero (so it runs the
+very code of ``cyclic``), and ``padding`` and ``sliding`` replace ``SwinBlock.attend``.
 """
 
 from __future__ import annotations
@@ -63,15 +64,6 @@ def _padding_attend(self: SwinBlock, x: Tensor) -> Tensor:
     return x[:, top : top + h, left : left + w, :].contiguous()
 
 
-def _no_shift_attend(self: SwinBlock, x: Tensor) -> Tensor:
-    saved = self.shift
-    self.shift = (0, 0)
-    try:
-        return SwinBlock.attend(self, x)
-    finally:
-        self.shift = saved
-
-
 def _sliding_attend(self: SwinBlock, x: Tensor) -> Tensor:
     """Each query's own M x M neighbourhood (centred; keys beyond the map masked), bias by relative offset."""
     b, h, w, c = x.shape
@@ -110,7 +102,7 @@ def _qkv_bias(attn) -> Tensor | None:
     return attn.qkv.bias
 
 
-_IMPLS = {"padding": _padding_attend, "no-shift": _no_shift_attend, "sliding": _sliding_attend}
+_IMPLS = {"padding": _padding_attend, "sliding": _sliding_attend}
 
 
 @contextlib.contextmanager
@@ -119,11 +111,15 @@ def use_scheme(model, scheme: str) -> Iterator[None]:
     if scheme not in SCHEMES:
         raise ValueError(f"unknown attention scheme {scheme!r}; choose from {SCHEMES}")
     blocks = list(model.blocks())
-    if scheme != "cyclic":
-        for block in blocks:
+    shifts = [block.shift for block in blocks]
+    for block in blocks:
+        if scheme == "no-shift":  # the same code path as cyclic, only without the shift: a fair comparison
+            block.shift = (0, 0)
+        elif scheme != "cyclic":
             block.attend = types.MethodType(_IMPLS[scheme], block)
     try:
         yield
     finally:
-        for block in blocks:
+        for block, shift in zip(blocks, shifts):
             block.__dict__.pop("attend", None)
+            block.shift = shift
