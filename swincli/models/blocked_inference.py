@@ -8,7 +8,7 @@ MLP activations are never allocated for the whole map; on a CPU, those passes ov
 faults of fresh large allocations are most of what the GEMMs don't already take.
 
 The operators and their order are those of the layer-by-layer path, so the results agree with it to
-float rounding of the GEMMs (bitwise in the tests we run).
+float rounding of the GEMMs.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ def run_block(block, x: Tensor) -> Tensor:
     b, h, w, c = x.shape
     (wh, ww), attn = block.window, block.attn
     pad_h, pad_w = (-h) % wh, (-w) % ww
+    normed = None
     if pad_h or pad_w:  # pad first, then shift: the official order (as in SwinBlock.attend)
+        if block.version == 1:  # V1 pads the *normalised* map: padded tokens enter attention as zeros
+            normed = F.pad(block.norm1(x), (0, 0, 0, pad_w, 0, pad_h)).reshape(b, -1, c)
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     hp, wp = h + pad_h, w + pad_w
     shift = (block.shift[0] if hp > wh else 0, block.shift[1] if wp > ww else 0)
@@ -70,16 +73,17 @@ def run_block(block, x: Tensor) -> Tensor:
         idx = order[w0 * n : (w0 + per) * n]
         windows = flat.index_select(1, idx).view(b, -1, n, c)
         part = mask[w0 : w0 + per] if mask is not None and mask.dim() == 4 else mask
-        y = _tokens(block, windows, part)
+        pre = None if normed is None else normed.index_select(1, idx).view_as(windows)
+        y = _tokens(block, windows, part, pre)
         out.index_copy_(1, idx, y.reshape(b, -1, c).to(out.dtype))
     out = out.view(b, hp, wp, c)
     return out[:, :h, :w].contiguous() if pad_h or pad_w else out
 
 
-def _tokens(block, x: Tensor, mask: Tensor | None) -> Tensor:
-    """Both residual branches of the block for windows ``x`` ``(B, k, N, C)``."""
+def _tokens(block, x: Tensor, mask: Tensor | None, normed: Tensor | None = None) -> Tensor:
+    """Both residual branches of the block for windows ``x`` ``(B, k, N, C)`` (``normed``: V1's norm1(x), if given)."""
     if block.version == 1:  # pre-norm
-        x = block.attn._attend(block.norm1(x), mask, residual=x)
+        x = block.attn._attend(block.norm1(x) if normed is None else normed, mask, residual=x)
         return block.mlp(block.norm2(x), residual=x)
     x = x + block.norm1(block.attn._attend(x, mask))  # V2: res-post-norm
     return x + block.norm2(block.mlp(x))
