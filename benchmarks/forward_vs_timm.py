@@ -13,11 +13,11 @@ logit check below vacuous, so the norms get random weights first; the compute is
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
+import common
 import torch
+from common import images_per_s
 
 import swincli
 from swincli.convert.timm_layout import from_timm
@@ -31,12 +31,6 @@ TIMM_NAMES = {
     "swinv2-b": "swinv2_base_window8_256",
 }
 
-
-def time_once(model, x, iters: int) -> float:
-    start = time.perf_counter()
-    for _ in range(iters):
-        model(x)
-    return iters * x.shape[0] / (time.perf_counter() - start)
 
 
 def reference_model(name: str):
@@ -53,16 +47,8 @@ def reference_model(name: str):
 def main() -> None:
     import timm
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["swin-t", "swinv2-t"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--amp", choices=["none", "bf16"], default="none")
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
+    args = common.parser(__doc__).parse_args()
+    common.setup(args)
     amp = args.amp == "bf16"
     print(f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{'bf16 autocast' if amp else 'fp32'}, CPU")  # fmt: skip
@@ -75,8 +61,8 @@ def main() -> None:
             a, b = reference(x).float(), ours(x).float()
             diff = (a - b).abs().max().item() / a.abs().max().item()
             for model in (reference, ours):  # warm-up
-                time_once(model, x, 1)
-            rounds = [(time_once(reference, x, args.iters), time_once(ours, x, args.iters)) for _ in range(args.rounds)]
+                images_per_s(model, x, 1)
+            rounds = [(images_per_s(reference, x, args.iters), images_per_s(ours, x, args.iters)) for _ in range(args.rounds)]
         ref = statistics.median(r for r, _ in rounds)
         own = statistics.median(o for _, o in rounds)
         ratios = [o / r for r, o in rounds]

@@ -10,34 +10,19 @@ sets every block's shift to zero), interleaved round by round; the overhead is t
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
+import common
 import torch
+from common import images_per_s
 
 import swincli
 from swincli.profiling.attention_schemes import use_scheme
 
 
-def images_per_s(model, x, iters: int) -> float:
-    start = time.perf_counter()
-    for _ in range(iters):
-        model(x)
-    return iters * x.shape[0] / (time.perf_counter() - start)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["swin-t", "swinv2-t"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--amp", choices=["none", "bf16"], default="none")
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
+    args = common.parser(__doc__).parse_args()
+    common.setup(args)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.amp}, CPU")
     for name in args.models:
         model = swincli.create_model(name).eval()

@@ -135,3 +135,14 @@ def test_compiles_as_one_graph(name):
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     with torch.no_grad():
         assert torch.allclose(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_blocked_inference_follows_a_resize(tiny_v2):
+    """Cached window orders and masks must not outlive a change of window or image size."""
+    x = torch.randn(1, 3, *tiny_v2.config.image_hw)
+    with torch.no_grad():
+        tiny_v2(x)  # fills the caches
+    tiny_v2.resize(img_size=96, window_size=6)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(tiny_v2(x), plain(tiny_v2, x), atol=1e-5, rtol=1e-5)

@@ -120,11 +120,14 @@ class WindowAttention(nn.Module):
         return bias[None] + region[:, None]  # (nW, heads, N, N)
 
     def _shift_mask(self, size: Pair, shift: Pair, device: torch.device) -> Tensor | None:
-        key = (size, shift, device)
-        hit = self._cache.get("shift")
+        return self.derived("shift", (size, shift, device), lambda: shift_mask(size, self.window, shift, device))
+
+    def derived(self, name: str, key: tuple, make):
+        """A tensor derived from the window (and ``key``): kept until the key, the window or the device changes."""
+        hit = self._cache.get(name)
         if hit is None or hit[0] != key:
-            hit = (key, shift_mask(size, self.window, shift, device))
-            self._cache["shift"] = hit
+            hit = (key, make())
+            self._cache[name] = hit
         return hit[1]
 
     def _apply(self, fn, recurse=True):  # .to()/.half() etc. invalidate cached tensors

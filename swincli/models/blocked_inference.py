@@ -61,7 +61,8 @@ def run_block(block, x: Tensor) -> Tensor:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     hp, wp = h + pad_h, w + pad_w
     shift = (block.shift[0] if hp > wh else 0, block.shift[1] if wp > ww else 0)
-    order = _cached_order(block, (hp, wp), shift, x.device)
+    key = ((hp, wp), block.window, shift, x.device)
+    order = attn.derived("order", key, lambda: window_order((hp, wp), block.window, shift, x.device))
     n = wh * ww
     mask = attn.mask_for(x, (hp, wp), shift)
     per = max(1, ROWS // (b * n))
@@ -87,12 +88,3 @@ def _tokens(block, x: Tensor, mask: Tensor | None, normed: Tensor | None = None)
         return block.mlp(block.norm2(x), residual=x)
     x = x + block.norm1(block.attn._attend(x, mask))  # V2: res-post-norm
     return x + block.norm2(block.mlp(x))
-
-
-def _cached_order(block, size: Pair, shift: Pair, device: torch.device) -> Tensor:
-    key = (size, shift, device)
-    hit = block.__dict__.get("_order")
-    if hit is None or hit[0] != key:
-        hit = (key, window_order(size, block.window, shift, device))
-        block.__dict__["_order"] = hit
-    return hit[1]
