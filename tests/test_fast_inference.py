@@ -133,8 +133,9 @@ def test_compiles_as_one_graph(name):
     model = randomize(create_model(name, num_classes=5, img_size=64)).eval()
     x = torch.randn(2, 3, 64, 64)
     compiled = torch.compile(model, fullgraph=True, backend="eager")
-    with torch.no_grad():
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.allclose(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+        compiled(x)  # the same shapes again: no recompilation (nothing the graph reads may change)
 
 
 def test_blocked_inference_follows_a_resize(tiny_v2):

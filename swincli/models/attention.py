@@ -124,6 +124,8 @@ class WindowAttention(nn.Module):
 
     def derived(self, name: str, key: tuple, make):
         """A tensor derived from the window (and ``key``): kept until the key, the window or the device changes."""
+        if torch.compiler.is_compiling():  # a compiled graph folds it in; filling the cache would force a recompile
+            return make()
         hit = self._cache.get(name)
         if hit is None or hit[0] != key:
             hit = (key, make())
