@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from swincli.models import blocked_inference
 from swincli.models.attention import WindowAttention
-from swincli.models.onednn import linear
 from swincli.models.config import Pair
+from swincli.models.onednn import linear
 from swincli.models.window import window_partition, window_reverse
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from swincli.models.config import Pair
-from swincli.models.onednn import _graph_capture
+from swincli.models.onednn import graph_capture
 from swincli.models.window import window_partition
 
 # Tokens (summed over the batch) per chunk. 4096 tokens of 96..768 channels keep a chunk's activations
@@ -45,7 +45,7 @@ def applies(block, x: Tensor) -> bool:
         and not torch.is_grad_enabled()
         and x.device.type == "cpu"
         and "attend" not in block.__dict__
-        and not _graph_capture()
+        and not graph_capture()
     )
 
 

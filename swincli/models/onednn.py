@@ -3,7 +3,7 @@
 ``F.linear`` followed by GELU or a residual add walks the output three times: the bias is copied in
 before the GEMM, then the activation and the add each read and write it again. oneDNN applies bias,
 GELU (erf, as ``nn.GELU``) or the residual add inside the GEMM's write-back. In fp32 the GEMM is the
-same kernel, so results are bitwise those of ``F.linear``. Under CPU autocast the weights are cast to
+kernel ``F.linear`` uses (equal to the last bit in our checks). Under CPU autocast the weights are cast to
 bfloat16 once and kept (keyed on the parameter's version), where autocast casts them on every call.
 
 Only without autograd (these ops have no backward), on CPU, outside compilation, tracing and export,
@@ -12,6 +12,8 @@ and only where this PyTorch build has the ops; everything else takes ``F.linear`
 
 from __future__ import annotations
 
+import functools
+import warnings
 import weakref
 
 import torch
@@ -23,23 +25,29 @@ _state = {"enabled": _OPS is not None}
 _casts: dict[int, tuple] = {}  # id(parameter) -> (weak reference, version key, cast copy)
 
 
-def _graph_capture() -> bool:
+def graph_capture() -> bool:
+    """Inside torch.compile, export or TorchScript, where only standard ops may appear in the graph."""
     exporting = getattr(torch.compiler, "is_exporting", lambda: False)
     return torch.compiler.is_compiling() or exporting() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype | None:
     """The dtype the fused op would run in, or None when this input must take the plain path."""
-    if not _state["enabled"] or x.device.type != "cpu" or torch.is_grad_enabled() or _graph_capture():
+    if not _state["enabled"] or x.device.type != "cpu" or torch.is_grad_enabled() or graph_capture():
         return None
     dtype = x.dtype
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
     if dtype == torch.float32:
         return dtype
-    if dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if dtype == torch.bfloat16 and _bf16_supported():
         return dtype
     return None
+
+
+@functools.cache
+def _bf16_supported() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _as(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -63,8 +71,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False, r
     if dtype is not None:
         try:
             return _fused(x.to(dtype), _as(weight, dtype), _as(bias, dtype), gelu, residual)
-        except RuntimeError:  # an op this build rejects: never try again in this process
+        except RuntimeError as err:  # an op this build rejects: say so once, then keep to the plain ops
             _state["enabled"] = False
+            warnings.warn(f"oneDNN fused linear failed, using F.linear from now on: {err}", RuntimeWarning, stacklevel=2)
     y = F.linear(x, weight, bias)
     if gelu:
         y = F.gelu(y)
