@@ -16,7 +16,8 @@ from swincli._version import __version__
 from swincli.plugins import discover
 
 PACKAGES = ("torch", "torchvision", "typer", "rich", "pillow", "safetensors", "huggingface_hub", "timm", "transformers")
-ENV_VARS = ("SWIN_DEBUG", "SWIN_DISABLE_PLUGINS", "HF_HUB_OFFLINE", "HF_HOME", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+ENV_VARS = ("SWIN_DEBUG", "SWIN_DISABLE_PLUGINS", "SWIN_BLOCK_ROWS", "HF_HUB_OFFLINE", "HF_HOME", "CUDA_VISIBLE_DEVICES",
+            "OMP_NUM_THREADS")  # fmt: skip
 
 
 def _version(name: str) -> str:
@@ -55,6 +56,7 @@ def _torch_facts() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_bf16": _guard(lambda: bool(torch.cpu._is_avx512_bf16_supported()) or bool(torch.cpu._is_amx_tile_supported())),
         "sdpa": hasattr(torch.nn.functional, "scaled_dot_product_attention"),
+        "onednn_fused_linear": _guard(_onednn_fused),  # the fast CPU inference path (swincli.models.onednn)
         "cuda_available": _guard(torch.cuda.is_available),
     }
     if facts["cuda_available"] is True:
@@ -74,6 +76,12 @@ def _torch_facts() -> dict[str, Any]:
         }
     facts["mps_available"] = _guard(lambda: torch.backends.mps.is_available())
     return facts
+
+
+def _onednn_fused() -> bool:
+    from swincli.models import onednn
+
+    return onednn.enabled()
 
 
 def _guard(fn) -> Any:

@@ -63,7 +63,7 @@ def test_env_report(capsys):
     code, out, _ = run(capsys, "env", "--json")
     data = json.loads(out)
     assert code == 0 and data["packages"]["torch"] != "not installed"
-    assert {"cuda_available", "cpu_bf16", "sdpa", "plugins"} <= set(data)
+    assert {"cuda_available", "cpu_bf16", "sdpa", "onednn_fused_linear", "plugins"} <= set(data)
     assert {p["name"] for p in data["plugins"] if p["builtin"]} >= {"models", "env"}
     code, out, _ = run(capsys, "env")
     assert code == 0 and "- swincli:" in out
