@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+import swincli
 from swincli.checkpoint import Preprocessing, load_model
 from swincli.datasets.build import build_data, eval_data
 from swincli.datasets.transforms import Transformed, eval_transform
@@ -51,6 +52,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "swincli", "train", "--output", str(run), "--quiet"], check=True)
         checkpoint = str(run / "best.safetensors")
     model = load_model(checkpoint).eval()
+    swincli.optimize_for_inference(model)
     prep = model.preprocessing or Preprocessing.for_config(model.config)
     if args.data:
         dataset, _ = eval_data(args.data, model.class_names)

@@ -3,7 +3,9 @@
     python benchmarks/forward_vs_timm.py [--batch 8] [--threads 2] [--rounds 7] [--amp none|bf16]
                                          [--models swin-t swinv2-t]
 
-Prints images/s for both and the ratio (ours / timm; > 1 means we are faster). Each round times
+Prints images/s for both and the ratio (ours / timm; > 1 means we are faster). Ours runs as
+``swin predict``/``eval``/``profile`` run it: after ``swincli.optimize_for_inference`` (the CPU fast
+path: cache-blocked blocks and oneDNN-fused linears). Each round times
 both models back to back, so machine noise hits both alike; the median round is reported. With
 ``--amp bf16`` both run under the same ``torch.autocast("cpu", torch.bfloat16)``.
 
@@ -56,6 +58,7 @@ def main() -> None:
         reference = reference_model(name)
         ours = swincli.create_model(name).eval()
         ours.load_state_dict(from_timm(reference.state_dict()))
+        swincli.optimize_for_inference(ours)  # what swin predict/eval/profile run
         x = torch.randn(args.batch, 3, *ours.config.image_hw)
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=amp):
             a, b = reference(x).float(), ours(x).float()

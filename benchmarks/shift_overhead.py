@@ -26,6 +26,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.amp}, CPU")
     for name in args.models:
         model = swincli.create_model(name).eval()
+        swincli.optimize_for_inference(model)
         x = torch.randn(args.batch, 3, *model.config.image_hw)
         rounds = []
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=args.amp == "bf16"):

@@ -23,8 +23,10 @@ _EXPORTS = {
     "read_info": "swincli.checkpoint",
     "Preprocessing": "swincli.checkpoint",
     "SwinError": "swincli.errors",
-    "resize_model": "swincli.models.resize",
-    "reset_head": "swincli.models.resize",
+    "resize_model": "swincli.models.swin",
+    "reset_head": "swincli.labels",
+    "optimize_for_inference": "swincli.inference",
+    "load": "swincli.loader",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -117,13 +117,9 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     path = Path(path)
     meta, keys = _open(path)
     if meta.get("format") != FORMAT_NAME:
-        from swincli.convert.detect import NAMES, guess_layout
-
-        layout = guess_layout(keys)
-        what = f"a state dict in the {NAMES[layout]} layout" if layout else "a safetensors file"
         raise CheckpointError(
-            f"{path} is {what}, not a swincli checkpoint (no swincli metadata)",
-            hint=f"convert it first: swin convert {path} -o model.safetensors",
+            f"{path} is a safetensors file without swincli metadata ({len(keys)} tensors: weights of another library?)",
+            hint=f"swincli.load({str(path)!r}) reads every layout; or convert it: swin convert {path} -o model.safetensors",
         )
     try:
         version = int(meta.get("format_version", "0"))
@@ -144,16 +140,9 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     return CheckpointInfo(path, version, config, names, prep, prov)
 
 
-def load_model(
-    path: str | os.PathLike,
-    device: str | None = None,
-    img_size: Any = None,
-    window_size: Any = None,
-    num_classes: int | None = None,
-) -> "SwinTransformer":
-    """Build the model from the stored config, load the weights strictly, then (optionally) move it to a new
-    image size / window with the official transfer rules and give it a new head. The resize report is kept
-    as ``model.resize_report``."""
+def load_model(path: str | os.PathLike, device: str | None = None) -> "SwinTransformer":
+    """Our checkpoint format only, strictly: build the model from the stored config and load the weights.
+    :func:`swincli.load` reads every layout, published weights by name, and adapts size and head."""
     from safetensors.torch import load_file
 
     info = read_info(path)
@@ -165,12 +154,18 @@ def load_model(
     model.class_names = info.class_names
     model.preprocessing = info.preprocessing
     model.provenance = info.provenance
-    model.resize_report = None
-    if img_size is not None or window_size is not None:
-        model.resize_report = model.resize(img_size=img_size, window_size=window_size)
-    if num_classes is not None:
-        model.reset_head(num_classes)
     return model.eval()
+
+
+def is_swincli_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file with our metadata (reads the header only)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return _open(path)[0].get("format") == FORMAT_NAME
+    except CheckpointError:
+        return False
 
 
 def build_model(config: SwinConfig, state: dict, source: str, device: str | None = None) -> "SwinTransformer":

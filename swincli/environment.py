@@ -16,7 +16,7 @@ from swincli._version import __version__
 from swincli.plugins import discover
 
 PACKAGES = ("torch", "torchvision", "typer", "rich", "pillow", "safetensors", "huggingface_hub", "timm", "transformers")
-ENV_VARS = ("SWIN_DEBUG", "SWIN_DISABLE_PLUGINS", "SWIN_BLOCK_ROWS", "HF_HUB_OFFLINE", "HF_HOME", "CUDA_VISIBLE_DEVICES",
+ENV_VARS = ("SWIN_DEBUG", "SWIN_DISABLE_PLUGINS", "HF_HUB_OFFLINE", "HF_HOME", "CUDA_VISIBLE_DEVICES",
             "OMP_NUM_THREADS")  # fmt: skip
 
 
@@ -56,7 +56,8 @@ def _torch_facts() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_bf16": _guard(lambda: bool(torch.cpu._is_avx512_bf16_supported()) or bool(torch.cpu._is_amx_tile_supported())),
         "sdpa": hasattr(torch.nn.functional, "scaled_dot_product_attention"),
-        "onednn_fused_linear": _guard(_onednn_fused),  # the fast CPU inference path (swincli.models.onednn)
+        "onednn_fused_linear": _guard(_onednn_fused),  # used by the CPU inference fast path (swincli.inference)
+        "inference_fast_path": _guard(_fast_path),
         "cuda_available": _guard(torch.cuda.is_available),
     }
     if facts["cuda_available"] is True:
@@ -79,9 +80,15 @@ def _torch_facts() -> dict[str, Any]:
 
 
 def _onednn_fused() -> bool:
-    from swincli.models import onednn
+    from swincli.models.fused_linear import available
 
-    return onednn.enabled()
+    return available()
+
+
+def _fast_path() -> dict[str, Any]:
+    from swincli.inference import status
+
+    return status()
 
 
 def _guard(fn) -> Any:

@@ -1,5 +1,5 @@
 """Published weights by name: resolve a model name to a weight tag, fetch it from the Hugging Face Hub,
-convert it once, and keep our own file in the cache.
+and say where our converted copy is kept (:func:`swincli.loader.load` converts it once).
 
 ``swinv2-b`` -> the best ImageNet-1k weight of that model size
 (``swinv2_base_window12to24_192to384.ms_in22k_ft_in1k``) -> ``timm/<arch>.<tag>/model.safetensors``
@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from swincli.errors import SwinError
 from swincli.models.registry import ModelEntry, Weights, aliases, get_entry, list_models, split_name
-
-if TYPE_CHECKING:
-    from swincli.models.swin import SwinTransformer
 
 HUB_FILE = "model.safetensors"
 
@@ -64,28 +60,19 @@ def weight_map() -> dict[str, str]:
     return out
 
 
-def load_pretrained(name: str, revision: str | None = None, offline: bool | None = None, progress: bool = True) -> "SwinTransformer":
-    """The model ``name`` refers to, with its published weights (downloaded and converted on first use)."""
-    from swincli.checkpoint import load_model, save_model
-    from swincli.convert.run import load_any
-    from swincli.labels import imagenet_names
+def converted_path(full_name: str, revision: str | None = None) -> Path:
+    """Where our converted copy of the published weights ``arch.tag`` (at ``revision``) is kept."""
+    return weights_cache() / (full_name + (f"@{revision}" if revision else "") + ".safetensors")
 
-    entry, weights = resolve_weights(name)
+
+def download(entry: ModelEntry, weights: Weights, revision: str | None = None, offline: bool | None = None,
+             progress: bool = True) -> Path:  # fmt: skip
+    """timm's file of these published weights, from the Hugging Face cache or downloaded once."""
     full = f"{entry.name}.{weights.tag}"
-    cached = weights_cache() / (full + (f"@{revision}" if revision else "") + ".safetensors")
-    if cached.is_file():
-        return load_model(cached)
     if not weights.hub:
         raise SwinError(f"{full} is an official release that is not on the Hugging Face Hub",
                         hint="download it from the official model zoo, then `swin convert FILE -o model.safetensors`")  # fmt: skip
-    path = _download(f"timm/{full}", revision, offline, progress)
-    model = load_any(path, model=full)
-    if model.class_names is None:
-        names = imagenet_names(model.config.num_classes)
-        model.class_names = list(names) if names else None
-    model.provenance = dict(model.provenance or {}, hub_repo=f"timm/{full}", revision=revision or "main")
-    save_model(model, cached)
-    return model
+    return _download(f"timm/{full}", revision, offline, progress)
 
 
 def _download(repo_id: str, revision: str | None, offline: bool | None, progress: bool) -> Path:

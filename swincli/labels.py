@@ -36,3 +36,21 @@ def map_22k_to_1k() -> tuple[int, ...]:
     rows = tuple(int(line) for line in _lines("map22kto1k.txt"))
     assert len(rows) == 1000, "map22kto1k.txt must have 1000 rows"
     return rows
+
+
+def reset_head(model, num_classes: int) -> str:
+    """Give ``model`` a head for ``num_classes`` and say what happened. A 21841-class ImageNet-22k head
+    becomes the 1000-class ImageNet-1k head by keeping the official rows (and the 1k class names);
+    any other change starts a zero-initialised head without class names."""
+    old = model.config.num_classes
+    if num_classes == old:
+        return "head unchanged"
+    if old == 21841 and num_classes == 1000:
+        model.reset_classifier(1000, row_map=map_22k_to_1k())
+        model.class_names = list(imagenet_names(1000))
+        return "head 21841 -> 1000 classes with the official ImageNet-22k -> 1k row mapping"
+    model.reset_classifier(num_classes)
+    model.class_names = None
+    if num_classes == 0:
+        return f"head removed ({old} -> 0 classes): the model returns pooled features"
+    return f"head {old} -> {num_classes} classes, zero-initialised"

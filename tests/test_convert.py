@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import randomize
-from swincli import create_model, load_model, save_model
+from swincli import create_model, load, load_model, save_model
 from swincli.cli import main
 from swincli.convert.official_layout import to_official
 from swincli.convert.run import convert
@@ -301,7 +301,7 @@ def test_convert_resizes_a_swincli_checkpoint(tmp_path, capsys):
     assert resized.config.image_hw == (384, 384) and resized.config.num_classes == 1000
     assert [st.window[0] for st in resized.config.layout()] == [24, 24, 24, 12]
     assert [st.pretrained_window[0] for st in resized.config.layout()] == [12, 12, 12, 6]
-    expected = load_model(src, img_size=384, window_size=24, num_classes=1000)
+    expected = load(src, img_size=384, window_size=24, num_classes=1000)
     x = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
         assert torch.allclose(expected(x), resized(x), atol=1e-6)

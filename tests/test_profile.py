@@ -72,14 +72,14 @@ def test_padding_scheme_equals_cyclic_shift_and_the_others_differ(name):
 
 def test_sliding_window_matches_a_direct_computation():
     """One interior query of stage 1, by hand: softmax over its centred M x M neighbourhood (+ bias)."""
-    from swincli.profiling.attention_schemes import _sliding_attend
+    from swincli.profiling.attention_schemes import SlidingBlock
 
     model = randomize(create_model("swin-nano", num_classes=5, img_size=64, window_size=3)).eval().double()
     block = model.layers[0].blocks[0]
     attn = block.attn
     x = torch.randn(1, 16, 16, 32, dtype=torch.float64)
     with torch.no_grad():
-        out = _sliding_attend(block, x)
+        out = SlidingBlock.attend(block, x)
         qkv = torch.nn.functional.linear(x, attn.qkv.weight, attn.qkv.bias).view(1, 16, 16, 3, 1, 32)
         q, k, v = qkv[0, :, :, 0, 0], qkv[0, :, :, 1, 0], qkv[0, :, :, 2, 0]
         bias = attn.position_bias()[0]  # (9, 9): centre query index 4

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import randomize
-from swincli import SwinConfig, SwinTransformer, create_model, load_model, save_model
+from swincli import SwinConfig, SwinTransformer, create_model, load, load_model, reset_head, save_model
 from swincli.errors import ConfigError
 from swincli.labels import imagenet_names, map_22k_to_1k
 from swincli.models.continuous_position_bias import log_spaced_coords
@@ -171,7 +171,7 @@ def test_absolute_position_embeddings_are_resized():
 def test_head_22k_to_1k_uses_the_official_rows():
     model = randomize(create_model("swinv2-nano", num_classes=21841))
     weight, bias = model.head.weight.detach().clone(), model.head.bias.detach().clone()
-    what = model.reset_head(1000)
+    what = reset_head(model, 1000)
     rows = list(map_22k_to_1k())
     assert torch.equal(model.head.weight, weight[rows]) and torch.equal(model.head.bias, bias[rows])
     assert model.class_names == list(imagenet_names(1000)) and "22k -> 1k" in what
@@ -179,15 +179,24 @@ def test_head_22k_to_1k_uses_the_official_rows():
 
 
 def test_other_head_changes(tiny_v1):
-    assert "zero-initialised" in tiny_v1.reset_head(7)
+    assert "zero-initialised" in reset_head(tiny_v1, 7)
     assert tiny_v1.head.out_features == 7 and tiny_v1.head.weight.abs().sum() == 0
-    tiny_v1.reset_head(0)
+    reset_head(tiny_v1, 0)
     assert tiny_v1(torch.randn(1, 3, 224, 224)).shape == (1, 256)
+
+
+def test_reset_classifier_with_a_row_map(tiny_v1):
+    """The model knows nothing of ImageNet: the rows to keep are the caller's."""
+    weight = tiny_v1.head.weight.detach().clone()
+    tiny_v1.reset_classifier(3, row_map=[9, 0, 4])
+    assert torch.equal(tiny_v1.head.weight, weight[[9, 0, 4]]) and tiny_v1.config.num_classes == 3
+    with pytest.raises(ConfigError, match=">= 0"):
+        tiny_v1.reset_classifier(-1)
 
 
 def test_load_model_into_another_size(tiny_v2, tmp_path):
     path = save_model(tiny_v2, tmp_path / "m.safetensors")
-    model = load_model(path, img_size=384, window_size=12, num_classes=4)
+    model = load(path, img_size=384, window_size=12, num_classes=4)
     assert model.config.image_hw == (384, 384) and model.config.num_classes == 4
     assert model.preprocessing.input_size == (384, 384) and model.resize_report.changed
     expected = load_model(path)

@@ -47,11 +47,11 @@ def predict(
     if model and checkpoint:
         raise SwinUsageError("--model and --checkpoint are alternatives")
     note = render.console(stderr=True)
-    net = _load(model, checkpoint, revision, offline, note)
-    if size or window:
-        report = net.resize(img_size=parse_size(size), window_size=parse_window(window))
-        if report.changed:
-            note.print(render.resize_table(report.to_dict()))
+    net = _load(model, checkpoint, parse_size(size), parse_window(window), revision, offline, note)
+    for line in net.load_notes:
+        note.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+    if net.resize_report is not None and net.resize_report.changed:
+        note.print(render.resize_table(net.resize_report.to_dict()))
     paths = collect_inputs(inputs)
     if not paths:
         raise SwinUsageError("no images found in the inputs", hint="pass image files, folders or globs")
@@ -96,19 +96,21 @@ def _progress(total: int, batch_size: int):
     return progress
 
 
-def _load(model: str | None, checkpoint: str | None, revision: str | None, offline: bool, note):
-    if checkpoint:
-        from swincli.convert.run import load_any
+def _load(model: str | None, checkpoint: str | None, size, window, revision: str | None, offline: bool, note):
+    from swincli.inference import optimize_for_inference
+    from swincli.loader import load
 
-        return load_any(checkpoint)
-    from swincli.hub import load_pretrained, resolve_weights
+    if model is None and checkpoint is None:
+        from swincli.hub import resolve_weights
 
-    if model is None:
         model = DEFAULT_MODEL
         entry, weights = resolve_weights(model)
         note.print(f"[yellow]note:[/yellow] no --model or --checkpoint: using {model} ({entry.name}.{weights.tag})",
                    highlight=False)  # fmt: skip
-    return load_pretrained(model, revision=revision, offline=True if offline else None, progress=sys.stderr.isatty())
+    net = load(checkpoint, img_size=size, window_size=window, model=model, revision=revision,
+               offline=True if offline else None, progress=sys.stderr.isatty())  # fmt: skip
+    optimize_for_inference(net)
+    return net
 
 
 def _emit(results, fmt: str, output: Path | None) -> bool:

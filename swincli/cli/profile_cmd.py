@@ -68,15 +68,13 @@ profile.examples = [
 
 
 def _model(model, checkpoint, size, window):
-    if checkpoint:
-        from swincli.convert.run import load_any
+    from swincli.inference import optimize_for_inference
+    from swincli.loader import load
 
-        net = load_any(checkpoint)
-        net.resize(img_size=parse_size(size), window_size=parse_window(window))
-        return net
-    from swincli.models.registry import create_model
-
-    return create_model(model or "swin-t", img_size=parse_size(size), window_size=parse_window(window))
+    name = model or (None if checkpoint else "swin-t")  # with a checkpoint, --model describes foreign weights
+    net = load(checkpoint, img_size=parse_size(size), window_size=parse_window(window), model=name, pretrained=False)
+    optimize_for_inference(net)
+    return net
 
 
 def _plot(net, report, path, device, amp, warmup, iters) -> None:

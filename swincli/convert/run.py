@@ -16,6 +16,7 @@ from typing import Any
 
 from swincli._version import __version__
 from swincli.checkpoint import Preprocessing, build_model, load_model, save_model
+from swincli.labels import reset_head
 from swincli.convert import check as checks
 from swincli.convert.buffers import is_derived
 from swincli.convert.detect import LAYOUTS, NAMES, detect_layout
@@ -94,7 +95,7 @@ def convert(
         if img_size is not None or window_size is not None:
             resize_to = (img_size, window_size)
     else:
-        net, notes, dropped, resize_to = _import(source, layout, model, img_size, window_size, pretrained_window_sizes)
+        net, notes, dropped, resize_to = import_weights(source, layout, model, img_size, window_size, pretrained_window_sizes)
     report = ConvertReport(str(src), layout, str(out), to, {}, len(net.state_dict()), dropped, notes)
     if layout != "swin":  # checked before any head or size change, against the source as it is
         report.check = _check_source(net, source, layout, check)
@@ -105,27 +106,15 @@ def convert(
                 hint="please report this with `swin env`",
             )
     if num_classes is not None and num_classes != net.config.num_classes:
-        report.notes.append(net.reset_head(num_classes))
+        report.notes.append(reset_head(net, num_classes))
     if resize_to is not None:
-        report.resize = net.resize(*resize_to).to_dict()
+        report.resize = net.set_input_size(*resize_to).to_dict()
     report.architecture = _architecture(net)
     _write(net, out, to, report, check, force)
     return report
 
 
-def load_any(path: str | Path, model: str | None = None, img_size=None, window_size=None):
-    """A model from any weight file ``swin convert`` reads (ours, official, timm, HF, torchvision)."""
-    source = read_source(path)
-    if source.metadata.get("format") == "swincli":
-        return load_model(path)
-    layout = detect_layout(source.state, str(path))
-    net, _, _, resize_to = _import(source, layout, model, img_size, window_size, None)
-    if resize_to is not None:
-        net.resize(*resize_to)
-    return net
-
-
-def _import(source: Source, layout: str, model: str | None, img_size, window_size, pretrained) -> tuple:
+def import_weights(source: Source, layout: str, model: str | None, img_size, window_size, pretrained) -> tuple:
     """Build our model from foreign weights. ``--size``/``--window`` describe the source when nothing else
     does; when its size and window are known (HF config, --model, file name, V1 tables that disagree),
     they are a target instead, reached with the official transfer rules. Returns the resize target or None."""

@@ -14,13 +14,14 @@ from swincli.errors import SwinError
 
 def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_size: int = 64, workers: int = 2,
              device: str | None = None, amp: str | None = None, model_name: str | None = None) -> dict[str, Any]:  # fmt: skip
-    from swincli.convert.run import load_any
     from swincli.engine.trainer import _amp_dtype
+    from swincli.inference import optimize_for_inference
+    from swincli.loader import load
 
     ctx = D.setup(device)
     try:
-        model = load_any(checkpoint, model_name)
-        report = model.resize(img_size=img_size, window_size=window_size)
+        model = load(checkpoint, img_size=img_size, window_size=window_size, model=model_name)
+        optimize_for_inference(model)
         prep = model.preprocessing or Preprocessing.for_config(model.config)
         dataset, classes = eval_data(data, model.class_names)
         if model.class_names is None and len(classes) != model.config.num_classes:
@@ -32,7 +33,7 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         names = model.class_names or classes
         for row in metrics["per_class"]:
             row["class"] = names[row["index"]] if row["index"] < len(names) else str(row["index"])
-        metrics["resized"] = report.changed
+        metrics["resized"] = bool(model.resize_report and model.resize_report.changed)
         metrics["input_size"] = list(model.config.image_hw)
         return metrics
     finally:

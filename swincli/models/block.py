@@ -7,15 +7,17 @@ block starts as the identity. Odd blocks of a stage shift the windows by half a 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from swincli.models import blocked_inference
 from swincli.models.attention import WindowAttention
 from swincli.models.config import Pair
-from swincli.models.onednn import linear
-from swincli.models.window import window_partition, window_reverse
+from swincli.models.derived import DerivedTensors
+from swincli.models.shift_mask import shift_mask
+from swincli.models.window import WindowGeometry, window_geometry, window_partition, window_reverse
 
 
 class DropPath(nn.Module):
@@ -37,18 +39,18 @@ class DropPath(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+    """``fc2(GELU(fc1(x)))`` with dropout after each layer."""
+
+    def __init__(self, dim: int, hidden: int, *, drop: float = 0.0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
+        self.drop2 = nn.Dropout(drop)
 
-    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        """``fc2(GELU(fc1(x)))``; ``residual`` (eval only) is added inside ``fc2``."""
-        h = self.drop(linear(x, self.fc1.weight, self.fc1.bias, gelu=True))
-        if residual is not None:
-            return linear(h, self.fc2.weight, self.fc2.bias, residual=residual)
-        return self.drop(linear(h, self.fc2.weight, self.fc2.bias))
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
 class SwinBlock(nn.Module):
@@ -57,6 +59,7 @@ class SwinBlock(nn.Module):
         dim: int,
         num_heads: int,
         window: Pair,
+        *,
         shift: Pair = (0, 0),
         version: int = 1,
         mlp_ratio: float = 4.0,
@@ -70,38 +73,51 @@ class SwinBlock(nn.Module):
         super().__init__()
         self.window, self.shift, self.version = tuple(window), tuple(shift), version
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, num_heads, window, version, qkv_bias, attn_drop, drop, pretrained_window, rel_pos)
+        self.attn = WindowAttention(dim, num_heads, window, version=version, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                                    proj_drop=drop, pretrained_window=pretrained_window, rel_pos=rel_pos)  # fmt: skip
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self._derived = DerivedTensors()
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, H, W, C)`` for any H, W (padded to window multiples inside)."""
-        if blocked_inference.applies(self, x):
-            return blocked_inference.run_block(self, x)
+        x = self.residual(x, self.attend, self.norm1)
+        return self.residual(x, self.mlp, self.norm2)
+
+    def residual(self, x: Tensor, branch: Callable[[Tensor], Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
+        """V1 (pre-norm): ``x + DropPath(branch(LN(x)))``; V2 (res-post-norm): ``x + DropPath(LN(branch(x)))``."""
         if self.version == 1:
-            x = x + self.drop_path(self.attend(self.norm1(x)))
-            return x + self.drop_path(self.mlp(self.norm2(x)))
-        x = x + self.drop_path(self.norm1(self.attend(x)))
-        return x + self.drop_path(self.norm2(self.mlp(x)))
+            return x + self.drop_path(branch(norm(x)))
+        return x + self.drop_path(norm(branch(x)))
 
     def attend(self, x: Tensor) -> Tensor:
+        """(Shifted) window attention over a map ``(B, H, W, C)``: pad, roll, partition, attend, and back."""
         h, w = x.shape[1], x.shape[2]
-        wh, ww = self.window
-        pad_h, pad_w = (-h) % wh, (-w) % ww
-        if pad_h or pad_w:  # pad first, then shift: the official detection/segmentation order
-            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-        hp, wp = h + pad_h, w + pad_w
-        shift = (self.shift[0] if hp > wh else 0, self.shift[1] if wp > ww else 0)
-        if shift[0] or shift[1]:
-            x = torch.roll(x, (-shift[0], -shift[1]), dims=(1, 2))
-        windows = self.attn(window_partition(x, self.window), (hp, wp), shift)
-        x = window_reverse(windows, self.window, hp, wp)
-        if shift[0] or shift[1]:
-            x = torch.roll(x, shift, dims=(1, 2))
-        if pad_h or pad_w:
-            x = x[:, :h, :w, :].contiguous()
-        return x
+        geo = self.geometry(h, w)
+        if any(geo.pad):
+            x = F.pad(x, (0, 0, 0, geo.pad[1], 0, geo.pad[0]))
+        if any(geo.shift):
+            x = torch.roll(x, (-geo.shift[0], -geo.shift[1]), dims=(1, 2))
+        windows = self.attn(window_partition(x, self.window), self.shift_mask(geo, x.device))
+        x = window_reverse(windows, self.window, *geo.size)
+        if any(geo.shift):
+            x = torch.roll(x, geo.shift, dims=(1, 2))
+        return x[:, :h, :w, :].contiguous() if any(geo.pad) else x
+
+    def geometry(self, height: int, width: int) -> WindowGeometry:
+        return window_geometry(height, width, self.window, self.shift)
+
+    def shift_mask(self, geo: WindowGeometry, device: torch.device) -> Tensor | None:
+        """The ``(nW, N, N)`` mask of this padded size and shift (None without a shift), kept between calls."""
+        key = (geo.size, self.window, geo.shift, device)
+        return self._derived.get("shift_mask", key, lambda: shift_mask(geo.size, self.window, geo.shift, device))
+
+    def set_window_size(self, window: Pair, shift: Pair, pretrained_window: Pair | None = None) -> None:
+        """Use ``window`` (and ``shift``, zero for even blocks) from now on; see :meth:`WindowAttention.set_window_size`."""
+        self.window, self.shift = tuple(window), tuple(shift)
+        self.attn.set_window_size(window, pretrained_window)
+        self._derived.clear()
 
     def init_respostnorm(self) -> None:
         """V2: zero the post-norms so the block starts as the identity (official initialisation)."""

@@ -14,12 +14,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from swincli.errors import ConfigError
 from swincli.models.attention import ATTENTION_IMPLS, WindowAttention
 from swincli.models.block import SwinBlock
-from swincli.models.config import StageLayout, SwinConfig
+from swincli.models.config import Pair, SizeLike, StageLayout, SwinConfig, WindowLike
 from swincli.models.patch_embed import PatchEmbed
 from swincli.models.patch_merging import PatchMerging
-from swincli.errors import ConfigError
+from swincli.models.resize import ResizeReport, plan_resize
+
+
+def drop_path_rates(depths: Sequence[int], rate: float) -> list[float]:
+    """Stochastic depth growing linearly from 0 to ``rate`` over all blocks, as in the official code."""
+    total = sum(depths)
+    return [rate * i / max(total - 1, 1) for i in range(total)]
 
 
 class SwinStage(nn.Module):
@@ -33,15 +40,15 @@ class SwinStage(nn.Module):
                 layout.dim,
                 layout.num_heads,
                 layout.window,
-                layout.shift if i % 2 else (0, 0),
-                config.version,
-                config.mlp_ratio,
-                config.qkv_bias,
-                config.drop_rate,
-                config.attn_drop_rate,
-                drop_path[i],
-                layout.pretrained_window,
-                config.rel_pos,
+                shift=layout.shift if i % 2 else (0, 0),
+                version=config.version,
+                mlp_ratio=config.mlp_ratio,
+                qkv_bias=config.qkv_bias,
+                drop=config.drop_rate,
+                attn_drop=config.attn_drop_rate,
+                drop_path=drop_path[i],
+                pretrained_window=layout.pretrained_window,
+                rel_pos=config.rel_pos,
             )
             for i in range(layout.depth)
         )
@@ -59,6 +66,11 @@ class SwinStage(nn.Module):
         x = self.run_blocks(x)
         return x if self.downsample is None else self.downsample(x)
 
+    def set_window_size(self, layout: StageLayout) -> None:
+        """Every block to the window, shift and pretrained window of ``layout`` (odd blocks shift)."""
+        for i, block in enumerate(self.blocks):
+            block.set_window_size(layout.window, layout.shift if i % 2 else (0, 0), layout.pretrained_window)
+
 
 class SwinTransformer(nn.Module):
     def __init__(self, config: SwinConfig) -> None:
@@ -73,8 +85,7 @@ class SwinTransformer(nn.Module):
         else:
             self.absolute_pos_embed = None
         self.pos_drop = nn.Dropout(config.drop_rate)
-        total = sum(config.depths)  # stochastic depth grows linearly from 0 to drop_path_rate over all blocks
-        rates = [config.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        rates = drop_path_rates(config.depths, config.drop_path_rate)
         starts = [sum(config.depths[:i]) for i in range(config.num_stages)]
         self.layers = nn.ModuleList(
             SwinStage(config, st, rates[starts[i] : starts[i] + st.depth], i < config.num_stages - 1)
@@ -120,17 +131,47 @@ class SwinTransformer(nn.Module):
         for attn in self.attentions():
             attn._build_buffers(device)
 
-    def resize(self, img_size=None, window_size=None):
-        """Run at a new image size and/or window (official transfer rules); see :func:`resize_model`."""
-        from swincli.models.resize import resize_model
+    def set_input_size(self, img_size: SizeLike | None = None, window_size: WindowLike | None = None) -> ResizeReport:
+        """Run at a new image size and/or window from now on, by the official transfer rules
+        (see :mod:`swincli.models.resize`); returns what changed per stage."""
+        target, report = plan_resize(self.config, img_size, window_size)
+        if not report.changed:
+            return report
+        for stage, layout in zip(self.layers, target.layout()):
+            stage.set_window_size(layout)
+        if self.absolute_pos_embed is not None and target.patch_grid != self.config.patch_grid:
+            pos = self.absolute_pos_embed
+            data = _resize_grid(pos.detach(), self.config.patch_grid, target.patch_grid)
+            self.absolute_pos_embed = nn.Parameter(data.flatten(1, 2), requires_grad=pos.requires_grad)
+        self.config = target
+        if self.preprocessing is not None:
+            self.preprocessing.input_size = target.image_hw
+        return report
 
-        return resize_model(self, img_size=img_size, window_size=window_size)
+    def resize(self, img_size: SizeLike | None = None, window_size: WindowLike | None = None) -> ResizeReport:
+        """Alias of :meth:`set_input_size`."""
+        return self.set_input_size(img_size, window_size)
 
-    def reset_head(self, num_classes: int) -> str:
-        """New classifier (21841 -> 1000 keeps the official 22k -> 1k rows); see :func:`reset_head`."""
-        from swincli.models.resize import reset_head
-
-        return reset_head(self, num_classes)
+    def reset_classifier(self, num_classes: int, row_map: Sequence[int] | None = None) -> None:
+        """A new head for ``num_classes`` (0: none, the model returns pooled features). Zero-initialised, as
+        the official fine-tuning does, or, with ``row_map``, row i of the old head for new class i."""
+        if num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, got {num_classes}")
+        ref = next(self.parameters())
+        if num_classes == 0:
+            self.head = nn.Identity()
+        else:
+            head = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
+            with torch.no_grad():
+                if row_map is not None:
+                    rows = torch.as_tensor(list(row_map), device=ref.device)
+                    head.weight.copy_(self.head.weight[rows])
+                    head.bias.copy_(self.head.bias[rows])
+                else:
+                    nn.init.zeros_(head.weight)
+                    nn.init.zeros_(head.bias)
+            self.head = head
+        self.config = self.config.replace(num_classes=num_classes)
 
     # ------------------------------------------------------------------ switches
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -148,9 +189,8 @@ class SwinTransformer(nn.Module):
 
     def set_drop_path(self, rate: float) -> None:
         """Stochastic depth growing linearly from 0 to ``rate`` over all blocks (e.g. after loading weights)."""
-        blocks = list(self.blocks())
-        for i, block in enumerate(blocks):
-            block.drop_path.p = rate * i / max(len(blocks) - 1, 1)
+        for block, p in zip(self.blocks(), drop_path_rates(self.config.depths, rate)):
+            block.drop_path.p = p
         self.config = self.config.replace(drop_path_rate=rate)
 
     def set_attention(self, impl: str) -> None:
@@ -173,8 +213,7 @@ class SwinTransformer(nn.Module):
         gh, gw = self.config.patch_grid
         pos = self.absolute_pos_embed.view(1, gh, gw, -1)
         if (h, w) != (gh, gw):  # another input size: resize the grid bicubically, as fine-tuning does
-            pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
-            pos = pos.permute(0, 2, 3, 1)
+            pos = _resize_grid(self.absolute_pos_embed, (gh, gw), (h, w))
         return pos
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -227,6 +266,21 @@ class SwinTransformer(nn.Module):
         if intermediates_only:
             return out
         return self.norm(x).permute(0, 3, 1, 2), out
+
+
+def _resize_grid(pos: Tensor, old: Pair, new: Pair) -> Tensor:
+    """Absolute position embeddings ``(1, h*w, C)`` on an ``old`` grid -> ``(1, h', w', C)`` on ``new``, bicubic."""
+    grid = pos.reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=new, mode="bicubic", align_corners=False).to(pos.dtype)
+    return grid.permute(0, 2, 3, 1)
+
+
+def resize_model(model: SwinTransformer, img_size: SizeLike | None = None, window_size: WindowLike | None = None,
+                 patch_size: int | None = None) -> ResizeReport:  # fmt: skip
+    """:meth:`SwinTransformer.set_input_size` as a function (``patch_size`` must stay what it is)."""
+    if patch_size is not None:
+        plan_resize(model.config, patch_size=patch_size)  # raises for a different patch size
+    return model.set_input_size(img_size, window_size)
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -3,13 +3,32 @@
 Tokens stay channels-last ``(B, H, W, C)``. Windows keep the batch as their own leading dimension,
 ``(B, nW, N, C)``, and every reshape uses ``-1`` for the batch: computing it with a Python ``int()``
 of a shape product freezes it into exported graphs (the official code's ONNX dynamic-batch bug).
+
+:func:`window_geometry` is the one place that decides how a map of any size meets the window grid:
+padding to window multiples at the bottom/right, and no shift along an axis one window covers.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from torch import Tensor
 
 from swincli.models.config import Pair
+
+
+class WindowGeometry(NamedTuple):
+    pad: Pair  # rows and columns of zeros added at the bottom and right
+    size: Pair  # the padded map: multiples of the window
+    shift: Pair  # the cyclic shift actually applied (0 where one window covers the axis)
+
+
+def window_geometry(height: int, width: int, window: Pair, shift: Pair) -> WindowGeometry:
+    """Pad first, then shift: the official detection/segmentation order."""
+    wh, ww = window
+    pad = ((-height) % wh, (-width) % ww)
+    size = (height + pad[0], width + pad[1])
+    return WindowGeometry(pad, size, (shift[0] if size[0] > wh else 0, shift[1] if size[1] > ww else 0))
 
 
 def window_partition(x: Tensor, window: Pair) -> Tensor:
