@@ -25,6 +25,14 @@ def ping() -> None:
 
 def replace_models() -> None:
     typer.echo("HIJACKED")
+
+from swincli.cli.app import Command
+
+def _greet(ctx: typer.Context, name: str = "world") -> None:
+    typer.echo(f"{ctx.command.name} {name}")
+
+greet = Command(_greet, help="Greet someone.", examples=["swin greet --name you"])
+wave = Command(_greet, help="Wave at someone.", examples=["swin wave"])
 '''
 
 ENTRY_POINTS = """
@@ -33,6 +41,8 @@ hello = swin_hello:hello
 tools = swin_hello:app
 broken = swin_hello_missing_module:app
 models = swin_hello:replace_models
+greet = swin_hello:greet
+wave = swin_hello:wave
 """
 
 
@@ -59,6 +69,13 @@ def test_plugins_are_mounted_and_run(site):
     assert swin(site, "hello", "--name", "swin").stdout.strip() == "hello swin"
     assert swin(site, "tools", "ping").stdout.strip() == "pong"
     assert "swin hello --name you" in swin(site, "hello", "--help").stdout
+
+
+def test_one_function_mounted_as_two_commands(site):
+    assert swin(site, "greet", "--name", "you").stdout.strip() == "greet you"
+    assert swin(site, "wave").stdout.strip() == "wave world"
+    help_text = swin(site, "wave", "--help").stdout
+    assert "Wave at someone." in help_text and "swin wave" in help_text and "Greet" not in help_text
 
 
 def test_broken_plugin_warns_and_does_not_break_help(site):

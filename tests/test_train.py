@@ -109,10 +109,58 @@ def test_config_file_values_are_defaults_and_flags_win(folder, tmp_path, capsys)
     cfg = tmp_path / "recipe.yaml"
     cfg.write_text("# my recipe\nepochs: 3\nlr: 0.002\nmixup: 0.0\naa: none\nbatch-size: 4\n")
     out = tmp_path / "run"
-    code, _, _ = run_cli(capsys, "train", "--data", str(folder), "-c", str(cfg), "--epochs", "1", "--max-steps", "1",
+    code, _, _ = run_cli(capsys, "train", "--data", str(folder), "--config", str(cfg), "--epochs", "1", "--max-steps", "1",
                          "-o", str(out), "--size", "32", "--window", "2", "--workers", "0", "--quiet")  # fmt: skip
     args = json.loads((out / "args.json").read_text())
     assert code == 0 and args["epochs"] == 1 and args["lr"] == 0.002 and args["mixup"] == 0.0 and args["batch_size"] == 4
+
+
+def test_a_flag_beats_the_config_file_even_at_its_default(folder, tmp_path, capsys):
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text("seed: 3\nsmoothing: 0.2\n")
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", str(folder), "--seed", "0", "--config", str(cfg), "--epochs", "1",
+                           "--max-steps", "1", "-o", str(out), *TINY)  # fmt: skip
+    args = json.loads((out / "args.json").read_text())
+    assert code == 0, err
+    assert args["seed"] == 0 and args["smoothing"] == 0.2 and "quiet" not in args and "num_classes" not in args
+    cfg.write_text("seed: 3\nsede: 4\n")
+    code, _, err = run_cli(capsys, "train", "--config", str(cfg), *TINY)
+    assert code == 2 and "unknown option 'sede'" in err and err.strip().count("\n") == 0
+
+
+def test_warmup_lr_flag_is_taken_as_given(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", str(folder), "--warmup-lr", "5e-7", "--epochs", "1",
+                           "--max-steps", "1", "-o", str(out), *TINY)  # fmt: skip
+    args = json.loads((out / "args.json").read_text())
+    assert code == 0, err
+    assert args["warmup_lr"] == 5e-7  # the official recipe's value, but given: not scaled by batch/512
+    assert args["lr"] == pytest.approx(5e-4 * 4 / 512) and args["min_lr"] == pytest.approx(5e-6 * 4 / 512)
+
+
+def test_short_c_is_the_checkpoint(folder, tmp_path, capsys):
+    ck = save_model(create_model("swin-nano", num_classes=3, img_size=32, window_size=2), tmp_path / "pre.safetensors")
+    out = tmp_path / "ft"
+    code, _, err = run_cli(capsys, "finetune", "-c", str(ck), "--data", str(folder), "--epochs", "1", "--max-steps", "1",
+                           "-o", str(out), *TINY)  # fmt: skip
+    assert code == 0, err
+    args = json.loads((out / "args.json").read_text())
+    assert args["checkpoint"] == str(ck) and args["recipe"] == "finetune"
+    code, _, err = run_cli(capsys, "train", "-c", str(ck), *TINY)
+    assert code == 2 and "swin finetune" in err and err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command, own, other",
+    [("train", ["Train a Swin model from scratch", "$ swin train --config recipe.yaml"], "Fine-tune"),
+     ("finetune", ["Fine-tune pretrained weights", "$ swin finetune -c swinv2-b-192"], "from scratch")],
+)  # fmt: skip
+def test_train_and_finetune_have_their_own_help(capsys, monkeypatch, command, own, other):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, printed, _ = run_cli(capsys, command, "--help")
+    assert code == 0 and all(text in printed for text in own) and other not in printed
+    assert "--checkpoint  -c" in printed and "--warmup-lr" in printed
 
 
 def test_corrupt_images_are_skipped_and_empty_data_refused(tmp_path, capsys):
@@ -166,6 +214,25 @@ def test_resume_after_sigkill_is_bitwise_identical(folder, tmp_path, workers):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_a_run_with_retired_settings_still_resumes(folder, tmp_path, capsys):
+    """Runs of older versions saved num_classes and quiet in args.json and the resume state."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out = tmp_path / "old"
+    assert run_cli(capsys, "train", "--data", str(folder), "--epochs", "2", "--max-steps", "1", "-o", str(out), *TINY)[0] == 0
+    state = out / "resume.safetensors"
+    with safe_open(str(state), "pt") as fh:
+        meta, saved = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    old = {**json.loads(meta["config"]), "num_classes": None, "quiet": True}
+    save_file(saved, str(state), metadata={**meta, "config": json.dumps(old)})
+    (out / "args.json").write_text(json.dumps(old))
+    code, _, err = run_cli(capsys, "train", "--resume", str(out), "--quiet")
+    assert code == 0, err
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert not {"num_classes", "quiet"} & set(json.loads((out / "args.json").read_text()))
 
 
 # ------------------------------------------------------------------ torchrun

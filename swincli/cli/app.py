@@ -1,20 +1,37 @@
 """The ``swin`` Typer app: one factory, every subcommand mounted from the ``swincli.commands`` group.
 
-An entry point resolves to a ``typer.Typer`` (mounted as a command group) or a function (mounted as
-one command; an ``examples`` attribute, a list of command lines, becomes its help epilog). Built-ins
+An entry point resolves to a ``typer.Typer`` (mounted as a command group), a function (mounted as
+one command; an ``examples`` attribute, a list of command lines, becomes its help epilog), or a
+:class:`Command` (a function with its own help and examples, so one function can back two commands
+that share one option list, as ``train`` and ``finetune`` do). Built-ins
 are entry points of the swincli distribution; a plugin from another distribution may not replace one,
 and a plugin that fails to import is reported on stderr and skipped, so ``swin --help`` always works.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 
 from swincli._version import __version__
 from swincli.cli.options import examples
 from swincli.plugins import PluginSpec, discover, disabled
+
+
+@dataclass(frozen=True)
+class Command:
+    """A function mounted as one command with this help and these examples.
+
+    Help and examples live here rather than on the function, so the same function can be mounted
+    under two names (it tells them apart with ``ctx.command.name``) without copying its options.
+    """
+
+    function: Callable[..., Any]
+    help: str
+    examples: Sequence[str] = ()
 
 
 def typer_factory(**kwargs) -> typer.Typer:
@@ -79,11 +96,14 @@ def build_app(warn=None) -> typer.Typer:
         panel = None if spec.builtin else "Plugins"
         if isinstance(target, typer.Typer):
             app.add_typer(target, name=spec.name, rich_help_panel=panel)
+        elif isinstance(target, Command):
+            epilog = examples(*target.examples) if target.examples else None
+            app.command(name=spec.name, help=target.help, epilog=epilog, rich_help_panel=panel)(target.function)
         elif callable(target):
             epilog = examples(*target.examples) if getattr(target, "examples", None) else None
             app.command(name=spec.name, rich_help_panel=panel, epilog=epilog)(target)
         else:
-            warn(f"plugin {spec.name!r} from {spec.dist} is neither a typer.Typer nor a function; skipped")
+            warn(f"plugin {spec.name!r} from {spec.dist} is neither a typer.Typer, a Command nor a function; skipped")
             continue
         mounted[spec.name] = spec
     return app

@@ -1,31 +1,41 @@
-"""``swin train`` and ``swin finetune``: one option set, two recipes."""
+"""``swin train`` and ``swin finetune``: one function with one option list, mounted under both names.
 
-import inspect
+The function reads which command ran from ``ctx.command.name``; each name gets its own help text and
+examples through :class:`swincli.cli.app.Command`. torch is imported only once a command runs.
+"""
+
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from swincli.cli.app import Command
 from swincli.cli.options import SizeOpt, WindowOpt, parse_size, parse_window
+from swincli.errors import SwinUsageError
 
 P_DATA, P_SCHED, P_AUG, P_RUN, P_DIST = "Data and model", "Schedule", "Regularisation", "Run", "Memory and scale"
+
+# where a value came from (click's ParameterSource, matched by name: Typer may vendor its own click)
+GIVEN = ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _opt(*names: str, help: str, panel: str, **kw):
     return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
 
 
-def _template(
+def run(
+    ctx: typer.Context,
     model: Annotated[Optional[str], _opt("--model", "-m", help="Model name or alias (default swin-nano; finetune: pretrained weights).", panel=P_DATA)] = None,
     data: Annotated[Optional[str], _opt("--data", "-d", help="DIR/{train,val}/<class>/*, one class tree, or a torchvision name (cifar10, ...). Default: built-in shapes.", panel=P_DATA)] = None,
-    checkpoint: Annotated[Optional[str], _opt("--checkpoint", help="finetune: start from these weights (any layout swin convert reads).", panel=P_DATA)] = None,
+    checkpoint: Annotated[Optional[str], _opt("--checkpoint", "-c", help="finetune: start from these weights (any layout swin convert reads).", panel=P_DATA)] = None,
     size: SizeOpt = None,
     window: WindowOpt = None,
     val_split: Annotated[Optional[float], _opt("--val-split", help="Hold out this fraction when there is no val/ folder.", panel=P_DATA)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Epochs.", panel=P_SCHED)] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", "-b", help="Batch size per process.", panel=P_SCHED)] = None,
     lr: Annotated[Optional[float], _opt("--lr", help="Peak learning rate (default: recipe value x total batch / 512).", panel=P_SCHED)] = None,
-    min_lr: Annotated[Optional[float], _opt("--min-lr", help="Final learning rate of the cosine.", panel=P_SCHED)] = None,
+    min_lr: Annotated[Optional[float], _opt("--min-lr", help="Final learning rate of the cosine (default: recipe value, scaled like --lr).", panel=P_SCHED)] = None,
+    warmup_lr: Annotated[Optional[float], _opt("--warmup-lr", help="Learning rate the warm-up starts from (default: recipe value, scaled like --lr).", panel=P_SCHED)] = None,
     warmup_epochs: Annotated[Optional[float], _opt("--warmup-epochs", help="Linear warm-up (capped at a tenth of the run).", panel=P_SCHED)] = None,
     weight_decay: Annotated[Optional[float], _opt("--weight-decay", help="AdamW weight decay (not on norms, biases, position tables).", panel=P_SCHED)] = None,
     layer_decay: Annotated[Optional[float], _opt("--layer-decay", help="Layer-wise lr decay, e.g. 0.8.", panel=P_SCHED)] = None,
@@ -53,70 +63,73 @@ def _template(
     save_every: Annotated[Optional[int], _opt("--save-every", help="Also save the resume state every N steps.", panel=P_RUN)] = None,
     recipe: Annotated[Optional[str], _opt("--recipe", help="official, finetune or demo (default: by data and command).", panel=P_RUN)] = None,
     max_steps: Annotated[Optional[int], _opt("--max-steps", help="Stop after N optimizer steps.", panel=P_RUN, hidden=True)] = None,
-    config: Annotated[Optional[Path], _opt("--config", "-c", help="YAML/JSON file of options (flags win).", panel=P_RUN)] = None,
+    config: Annotated[Optional[Path], _opt("--config", help="YAML/JSON file of options: they apply unless given as flags.", panel=P_RUN)] = None,
     quiet: Annotated[bool, _opt("--quiet", "-q", help="Only the final line.", panel=P_RUN)] = False,
 ) -> None:
-    """Template of the shared signature (see train/finetune below)."""
+    """Train (``swin train``) or fine-tune (``swin finetune``): the name the command was mounted under picks."""
+    _run(ctx, finetune=ctx.command.name == "finetune")
 
 
-def _run(finetune: bool, options: dict) -> None:
+def _run(ctx: typer.Context, finetune: bool) -> None:
+    """Options (command line over config file) -> TrainConfig -> the engine; ``--quiet`` goes to the reporter only."""
     from swincli.cli.train_progress import TrainReporter
-    from swincli.engine.recipe import TrainConfig, read_config_file
-    from swincli.engine.trainer import train as run
+    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.trainer import train as train_run
 
+    options = dict(ctx.params)  # every option of ``run``, by parameter name, as parsed
     config_file = options.pop("config")
-    quiet = options["quiet"]
     if config_file is not None:
-        defaults = read_config_file(config_file)
-        signature = inspect.signature(_template).parameters
-        for key, value in defaults.items():
-            if key in signature and options.get(key) == signature[key].default:
-                options[key] = value
-            elif key not in signature:
-                from swincli.errors import SwinUsageError
-
-                raise SwinUsageError(f"{config_file}: unknown option {key!r}")
+        options.update(_from_config_file(ctx, config_file))
+    quiet = options.pop("quiet")
     options["size"] = parse_size(options["size"]) if isinstance(options["size"], str) else options["size"]
     options["window"] = parse_window(options["window"]) if isinstance(options["window"], str) else options["window"]
     if not finetune and options["checkpoint"] is not None:
-        from swincli.errors import SwinUsageError
-
-        raise SwinUsageError("--checkpoint starts from trained weights", hint="use swin finetune --checkpoint CK")
+        raise SwinUsageError("-c/--checkpoint starts from trained weights",
+                             hint="use swin finetune -c CK; a config file is --config FILE")  # fmt: skip
     if finetune and options["checkpoint"] is None and options["model"] is None:
-        from swincli.errors import SwinUsageError
-
         raise SwinUsageError("finetune needs --checkpoint CK (or --model NAME for published weights)")
-    run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet))
+    train_run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet))
 
 
-def _command(finetune: bool, doc: str, examples: list[str]):
-    def command(**options) -> None:
-        _run(finetune, options)
+def _from_config_file(ctx: typer.Context, path: Path | str) -> dict[str, Any]:
+    """The file's values for the options not given on the command line (or by the environment).
 
-    command.__signature__ = inspect.signature(_template)
-    command.__doc__ = doc
-    command.__name__ = "finetune" if finetune else "train"
-    command.examples = examples
-    return command
+    Decided by where click says each value came from, not by comparing it with the default: an
+    explicit ``--seed 0`` beats ``seed: 3`` in the file.
+    """
+    from swincli.engine.recipe import read_config_file
+
+    known = {p.name for p in ctx.command.params} - {"config"}
+    values = read_config_file(path)
+    for key in values:
+        if key not in known:
+            raise SwinUsageError(f"{path}: unknown option {key!r}")
+    out = {}
+    for key, value in values.items():
+        source = ctx.get_parameter_source(key)
+        if source is None or source.name not in GIVEN:
+            out[key] = value
+    return out
 
 
-train = _command(
-    False,
-    """Train a Swin model from scratch with the official recipe (no arguments: a two-minute demo).""",
-    [
+train = Command(
+    run,
+    help="Train a Swin model from scratch with the official recipe (no arguments: a two-minute demo).",
+    examples=[
         "swin train",
         "swin train --model swin-t --data ~/datasets/imagenette --epochs 100",
-        "swin train -c recipe.yaml --lr 1e-3",
+        "swin train --config recipe.yaml --lr 1e-3",
         "torchrun --nproc-per-node 4 -m swincli train --model swinv2-t --data DIR --fsdp",
         "swin train --resume runs/train/exp3",
     ],
 )
-finetune = _command(
-    True,
-    """Fine-tune pretrained weights: new size/window (official transfer rules), new classes, official recipe.""",
-    [
-        "swin finetune --checkpoint swinv2-b-192.safetensors --size 384 --window 24 --data DIR",
+finetune = Command(
+    run,
+    help="Fine-tune pretrained weights: new size/window (official transfer rules), new classes, official recipe.",
+    examples=[
+        "swin finetune -c swinv2-b-192.safetensors --size 384 --window 24 --data DIR",
         "swin finetune --checkpoint best.safetensors --data DIR --layer-decay 0.8",
-        "swin finetune --checkpoint swin_tiny_patch4_window7_224.pth --data DIR --freeze",
+        "swin finetune -c swin_tiny_patch4_window7_224.pth --data DIR --freeze",
+        "swin finetune --model swinv2-b --data DIR --config recipe.yaml",
     ],
 )

@@ -44,11 +44,28 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | Non
     return list(groups.values())
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_decay: float | None = None):
+def build_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, layer_decay: float | None = None, zero: bool = False
+) -> torch.optim.Optimizer:
+    """AdamW over the official groups; ``zero`` shards its state across ranks (ZeRO-1, under torchrun).
+
+    Both keep ``lr_scale`` in every group, which :func:`set_lr` multiplies in at each step.
+    """
     groups = param_groups(model, weight_decay, layer_decay)
     for g in groups:
         g.pop("names")
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    if not zero:
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    # ZeroRedundancyOptimizer takes one group's parameters up front; the other groups are added after
+    first, rest = groups[0], groups[1:]
+    optimizer = ZeroRedundancyOptimizer(first["params"], optimizer_class=torch.optim.AdamW, lr=lr,
+                                        weight_decay=first["weight_decay"], betas=(0.9, 0.999), eps=1e-8)  # fmt: skip
+    optimizer.param_groups[0]["lr_scale"] = first["lr_scale"]
+    for g in rest:
+        optimizer.add_param_group(g)
+    return optimizer
 
 
 def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float, warmup_lr: float) -> float:

@@ -25,6 +25,8 @@ from swincli.errors import SwinUsageError
 
 @dataclass
 class TrainConfig:
+    """Every setting of a run; each field but ``notes`` has a ``swin train`` flag of the same name."""
+
     # what to train
     model: str | None = None
     checkpoint: str | None = None  # finetune: start from these weights
@@ -32,7 +34,6 @@ class TrainConfig:
     val_split: float | None = None
     size: Any = None
     window: Any = None
-    num_classes: int | None = None
     # schedule
     epochs: int | None = None
     batch_size: int | None = None
@@ -66,7 +67,6 @@ class TrainConfig:
     save_every: int | None = None  # also save the resume state every N optimizer steps
     fsdp: bool = False
     zero: bool = False
-    quiet: bool = False
     recipe: str | None = None
     max_steps: int | None = None  # stop after this many optimizer steps (smoke tests, profiling)
     notes: list[str] = field(default_factory=list)
@@ -76,12 +76,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Settings saved by a run (``args.json``, the resume state); fields of older versions are dropped."""
+        data = {k: v for k, v in data.items() if k not in RETIRED}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SwinUsageError(f"unknown settings {unknown}", hint=f"known: {', '.join(sorted(known))}")
         return cls(**data)
 
+
+# fields older versions saved in args.json and the resume state: ignored, so their runs still resume
+RETIRED = ("num_classes", "quiet")
 
 RECIPES: dict[str, dict[str, Any]] = {
     "official": dict(
@@ -109,15 +114,12 @@ def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False) -> Tr
         raise SwinUsageError(f"unknown recipe {name!r}", hint=f"choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     cfg.recipe = name
-    filled = []
-    for key, value in recipe.items():
-        if getattr(cfg, key) is None:
-            setattr(cfg, key, value)
-            if key not in SCALED:
-                filled.append(key)
+    from_recipe = [key for key in recipe if getattr(cfg, key) is None]
+    for key in from_recipe:
+        setattr(cfg, key, recipe[key])
     total_batch = cfg.batch_size * world_size * cfg.accum_steps
-    for key in SCALED:
-        if key in recipe and getattr(cfg, key) == recipe[key]:
+    for key in SCALED:  # by what was unset, not by value: an explicit --lr equal to the recipe's stays as given
+        if key in from_recipe:
             setattr(cfg, key, recipe[key] * total_batch / 512)
     if cfg.model is None and cfg.checkpoint is None:
         cfg.model = "swin-nano"
@@ -156,7 +158,7 @@ def _check(cfg: TrainConfig) -> None:
         raise SwinUsageError("--layer-decay must be in (0, 1]")
 
 
-# ---------------------------------------------------------------------- -c config.yaml
+# ---------------------------------------------------------------------- --config recipe.yaml
 _SCALAR = re.compile(r"^(true|false|yes|no|null|~)$", re.IGNORECASE)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from swincli.checkpoint import Preprocessing, save_model
-from swincli.datasets.build import build_data
+from swincli.datasets.build import Data, build_data
 from swincli.datasets.transforms import Augmented, BatchMix, Transformed, eval_transform, mix_seed, train_transform
 from swincli.engine import distributed as D
 from swincli.engine.evaluate import autocast, evaluate
@@ -64,16 +65,72 @@ def train(cfg: TrainConfig, finetune: bool = False, reporter: Reporter | None = 
         D.teardown(ctx)
 
 
+@dataclass
+class _Run:
+    """What setup builds and every phase of the loop reads: one run's state between steps."""
+
+    cfg: TrainConfig
+    ctx: D.Dist
+    rep: Reporter
+    run_dir: Path
+    model: torch.nn.Module  # the bare model: saved weights, EMA source, gradient clipping
+    net: torch.nn.Module  # what runs forward: wrapped for DDP/FSDP, maybe compiled
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: _Ema | None
+    mix: BatchMix
+    amp_dtype: torch.dtype | None
+    train_ds: Augmented
+    val_ds: Transformed | None
+    sampler: ResumableSampler
+    num_classes: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    progress: dict[str, Any] = field(default_factory=lambda: {
+        "epoch": 0, "step": 0, "global_step": 0, "best_acc1": None, "nan_streak": 0, "nan_total": 0,
+    })  # fmt: skip
+
+    def save_state(self, at_epoch: int, at_step: int) -> None:
+        """The resume state at a step boundary (collective under FSDP/ZeRO: every rank calls it)."""
+        model_state, optim_state = full_state(self.net, self.optimizer, self.cfg.fsdp, self.cfg.zero)
+        rng = D.gather_rng(self.ctx)
+        if self.ctx.main:
+            state = dict(self.progress, epoch=at_epoch, step=at_step)
+            ema_state = self.ema.state_dict() if self.ema is not None else None
+            scaler_state = self.scaler.state_dict() if self.scaler.is_enabled() else None
+            save_resume(self.run_dir / RESUME_FILE, model_state, optim_state, state, self.cfg.to_dict(),
+                        self.model.config.to_dict(), rng, ema_state, scaler_state)  # fmt: skip
+        D.barrier(self.ctx)
+
+
+@dataclass
+class _EpochStats:
+    """What one epoch's training part hands to evaluation and logging."""
+
+    lr: float
+    seen: int = 0
+    loss_sum: float = 0.0
+    loss_n: int = 0
+    seconds: float = 0.0
+
+
 def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> TrainResult:
-    saved = None
-    if cfg.resume:
-        saved = load_resume(cfg.resume)
-        resume_dir = Path(cfg.resume)
-        cfg = TrainConfig.from_dict({**saved["config"], "resume": str(resume_dir), "notes": []})
-        run_dir = resume_dir
-    else:
-        cfg = resolve(cfg, ctx.world_size, finetune)
-        run_dir = Path(cfg.output) if cfg.output else next_run_dir("runs/finetune" if finetune else "runs/train")
+    run = _setup(cfg, finetune, rep, ctx)
+    last_row: dict[str, Any] = {}
+    for epoch in range(run.progress["epoch"], run.cfg.epochs):
+        stats = _train_one_epoch(run, epoch)
+        last_row = _evaluate_and_log(run, epoch, stats)
+        if run.cfg.max_steps and run.progress["global_step"] >= run.cfg.max_steps:
+            break
+    result = TrainResult(run.run_dir, run.progress["best_acc1"], last_row, run.progress["epoch"], list(run.cfg.notes))
+    rep.finish(result)
+    return result
+
+
+def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> _Run:
+    """Everything before the first step. The order fixes the RNG stream: seed, data, weights, reseed, resume."""
+    cfg, run_dir, saved = _resolve_run(cfg, finetune, ctx)
     for line in cfg.notes:
         rep.note(line)
     torch.manual_seed(mix_seed(cfg.seed, 1))  # the same initial weights on every rank (FSDP does not broadcast them)
@@ -83,27 +140,8 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> Trai
         rep.note(line)
     for line in data.warnings:
         rep.warn(line)
-    if saved is not None:  # the architecture the run had reached (after any resize or new head)
-        from swincli.models.config import SwinConfig
-        from swincli.models.swin import SwinTransformer
-
-        model, adapted = SwinTransformer(SwinConfig.from_dict(saved["model_config"])), []
-    else:
-        model, adapted = _build_model(cfg, finetune, len(data.classes), size)
-    for line in adapted:
-        rep.note(line)
-    model.class_names = list(data.classes)
-    mc = model.config
-    prep = Preprocessing(input_size=mc.image_hw, crop_pct=1.0 if cfg.data is None else 0.875,
-                         mean=data.mean, std=data.std)  # fmt: skip
-    model.preprocessing = prep
-    if cfg.freeze:
-        rep.note(f"--freeze: training the head only ({freeze_all_but_head(model):,} parameters)")
-    if cfg.grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    if cfg.attn_chunk:
-        model.set_attention_chunk(cfg.attn_chunk)
-    model.to(ctx.device)
+    model = _prepare_model(cfg, finetune, saved, data, size, rep, ctx)
+    mc, prep = model.config, model.preprocessing
 
     # the shapes set is generated at its training size with random placement: flips are its augmentation
     builtin = cfg.data is None
@@ -116,157 +154,202 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> Trai
     if steps_per_epoch < 1:
         raise SwinUsageError(f"{len(train_ds)} training images make no full batch of {cfg.batch_size}",
                              hint="lower --batch-size")  # fmt: skip
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
 
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
     net = D.wrap(model, ctx, cfg.fsdp)
     torch.manual_seed(mix_seed(cfg.seed, ctx.rank, 2))  # but each rank its own dropout and stochastic depth
-    if cfg.zero:
-        from torch.distributed.optim import ZeroRedundancyOptimizer
-
-        from swincli.engine.optim import param_groups
-
-        groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, cfg.weight_decay, cfg.layer_decay)]
-        optimizer = ZeroRedundancyOptimizer(groups[0]["params"], optimizer_class=torch.optim.AdamW, lr=cfg.lr,
-                                            weight_decay=groups[0]["weight_decay"], betas=(0.9, 0.999), eps=1e-8)  # fmt: skip
-        optimizer.param_groups[0]["lr_scale"] = groups[0]["lr_scale"]
-        for g in groups[1:]:
-            optimizer.add_param_group(g)
-    else:
-        optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.layer_decay)
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.layer_decay, zero=cfg.zero)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
     ema = _make_ema(model, cfg)
     mix = BatchMix(cfg.mixup, cfg.cutmix, cfg.smoothing, len(data.classes))
     if cfg.compile:
         net = torch.compile(net)
-
-    progress = {"epoch": 0, "step": 0, "global_step": 0, "best_acc1": None, "nan_streak": 0, "nan_total": 0}
+    run = _Run(cfg, ctx, rep, run_dir, model, net, optimizer, scaler, ema, mix, amp_dtype, train_ds, val_ds, sampler,
+               len(data.classes), steps_per_epoch, steps_per_epoch * cfg.epochs,
+               int(round(cfg.warmup_epochs * steps_per_epoch)))  # fmt: skip
     if saved is not None:
-        restore(net if cfg.fsdp else model, optimizer, saved, cfg.fsdp)
-        if ema is not None and saved["ema"] is not None:
-            ema.load_state_dict(saved["ema"])
-        if saved["scaler"]:
-            scaler.load_state_dict(saved["scaler"])
-        torch.set_rng_state(saved["rng_cpu"][ctx.rank] if ctx.rank in saved["rng_cpu"] else saved["rng_cpu"][0])
-        progress = saved["progress"]
-        rep.note(f"resuming {run_dir} at epoch {progress['epoch'] + 1}, step {progress['step']}")
+        _restore(run, saved)
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "args.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        _trim_metrics(run_dir, progress["epoch"])
+        _trim_metrics(run_dir, run.progress["epoch"])
     rep.start({"run_dir": str(run_dir), "model": cfg.model or cfg.checkpoint, "classes": len(data.classes),
                "train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0, "epochs": cfg.epochs,
                "steps_per_epoch": steps_per_epoch, "device": str(ctx.device), "world_size": ctx.world_size})  # fmt: skip
+    return run
 
-    def checkpoint_state(at_epoch: int, at_step: int) -> None:
-        model_state, optim_state = full_state(net, optimizer, cfg.fsdp, cfg.zero)
-        rng = D.gather_rng(ctx)
-        if ctx.main:
-            state = dict(progress, epoch=at_epoch, step=at_step)
-            save_resume(run_dir / RESUME_FILE, model_state, optim_state, state, cfg.to_dict(), model.config.to_dict(), rng,
-                        ema.state_dict() if ema is not None else None, scaler.state_dict() if scaler.is_enabled() else None)  # fmt: skip
-        D.barrier(ctx)
 
-    last_row: dict[str, Any] = {}
-    for epoch in range(progress["epoch"], cfg.epochs):
-        start_step = progress["step"] if epoch == progress["epoch"] else 0
-        train_ds.epoch = epoch
-        sampler.set_epoch(epoch, start_step * cfg.batch_size * cfg.accum_steps)
-        # an explicit generator: DataLoader would otherwise draw worker seeds from the global RNG, which
-        # also drives dropout and stochastic depth, and a resumed run would draw one number more
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                            drop_last=True, pin_memory=ctx.device.type == "cuda",
-                            generator=torch.Generator().manual_seed(mix_seed(cfg.seed, epoch, ctx.rank)))  # fmt: skip
-        rep.epoch_start(epoch + 1, cfg.epochs, steps_per_epoch, start_step)
-        net.train()
-        t0, seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
-        batches = iter(loader)
-        for step in range(start_step, steps_per_epoch):
-            global_step = epoch * steps_per_epoch + step
-            lr = lr_at(global_step, total_steps, warmup_steps, cfg.lr, cfg.min_lr, cfg.warmup_lr)
-            set_lr(optimizer, lr)
-            step_loss, finite = 0.0, True
-            for micro in range(cfg.accum_steps):
-                if cfg.workers:
-                    x, y = next(batches)
-                else:  # loading seeds the global RNG per image: keep dropout's stream out of it
-                    with torch.random.fork_rng(devices=[]):
-                        x, y = next(batches)
-                x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-                if mix.active:
-                    x, target = mix(x, y, mix_seed(cfg.seed, global_step, micro, ctx.rank))
-                with autocast(ctx.device, amp_dtype):
-                    logits = net(x)
-                if mix.active:
-                    loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
-                else:
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.smoothing)
-                finite = finite and bool(torch.isfinite(loss))
-                scaler.scale(loss / cfg.accum_steps).backward()
-                step_loss += loss.item() / cfg.accum_steps
-                seen += len(y)
-            finite = D.all_sum([0.0 if finite else 1.0], ctx)[0] == 0
-            if finite:
-                if cfg.clip_grad:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
-                if ema is not None:
-                    ema.update(model)
-                progress["nan_streak"] = 0
-                loss_sum, loss_n = loss_sum + step_loss, loss_n + 1
-            else:
-                progress["nan_streak"] += 1
-                progress["nan_total"] += 1
-                rep.warn(f"non-finite loss at step {global_step + 1}: step skipped ({progress['nan_streak']} in a row)")
-                if progress["nan_streak"] >= NAN_LIMIT:
-                    raise SwinError(
-                        f"{NAN_LIMIT} non-finite losses in a row: training diverged",
-                        hint="lower --lr, use --amp bf16 instead of fp16, or check the data",
-                    )
-            optimizer.zero_grad(set_to_none=True)
-            progress["global_step"] = global_step + 1
-            rep.step(step + 1, step_loss, lr, seen / max(time.perf_counter() - t0, 1e-9))
-            if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < steps_per_epoch:
-                checkpoint_state(epoch, step + 1)
-            if cfg.max_steps and progress["global_step"] >= cfg.max_steps:
-                break
-        epoch_time = time.perf_counter() - t0
-        eval_model = ema.module if ema is not None else net
-        metrics = evaluate(eval_model, val_ds, cfg.batch_size, ctx, amp_dtype, cfg.workers, len(data.classes)) if val_ds else None
-        train_loss = D.all_sum([loss_sum, loss_n], ctx)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss[0] / train_loss[1] if train_loss[1] else None,
-            "val_loss": metrics["loss"] if metrics else None,
-            "val_acc1": metrics["acc1"] if metrics else None,
-            "val_acc5": metrics["acc5"] if metrics else None,
-            "lr": lr,
-            "epoch_time_s": epoch_time,
-            "images_per_s": seen * ctx.world_size / max(epoch_time, 1e-9),
-            "skipped_steps": progress["nan_total"],
-        }
-        best = progress["best_acc1"]
-        improved = row["val_acc1"] is not None and (best is None or row["val_acc1"] > best)
-        if improved:
-            progress["best_acc1"] = row["val_acc1"]
-        _save_weights(net, model, ema, cfg, run_dir, ctx, improved or val_ds is None)
-        if ctx.main:
-            with open(run_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            _plot(run_dir)
-        progress["step"] = 0
-        checkpoint_state(epoch + 1, 0)
-        progress["epoch"] = epoch + 1
-        rep.epoch_end(row)
-        last_row = row
+def _resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist) -> tuple[TrainConfig, Path, dict | None]:
+    """Settings and run directory: a resumed run's own saved settings, or the options filled from the recipe."""
+    if cfg.resume:
+        saved = load_resume(cfg.resume)
+        resume_dir = Path(cfg.resume)
+        return TrainConfig.from_dict({**saved["config"], "resume": str(resume_dir), "notes": []}), resume_dir, saved
+    cfg = resolve(cfg, ctx.world_size, finetune)
+    run_dir = Path(cfg.output) if cfg.output else next_run_dir("runs/finetune" if finetune else "runs/train")
+    return cfg, run_dir, None
+
+
+def _prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
+                   rep: Reporter, ctx: D.Dist) -> torch.nn.Module:  # fmt: skip
+    """The model on its device, with class names, preprocessing and the memory options applied."""
+    if saved is not None:  # the architecture the run had reached (after any resize or new head)
+        from swincli.models.config import SwinConfig
+        from swincli.models.swin import SwinTransformer
+
+        model, adapted = SwinTransformer(SwinConfig.from_dict(saved["model_config"])), []
+    else:
+        model, adapted = _build_model(cfg, finetune, len(data.classes), size)
+    for line in adapted:
+        rep.note(line)
+    model.class_names = list(data.classes)
+    model.preprocessing = Preprocessing(input_size=model.config.image_hw, crop_pct=1.0 if cfg.data is None else 0.875,
+                                        mean=data.mean, std=data.std)  # fmt: skip
+    if cfg.freeze:
+        rep.note(f"--freeze: training the head only ({freeze_all_but_head(model):,} parameters)")
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    if cfg.attn_chunk:
+        model.set_attention_chunk(cfg.attn_chunk)
+    model.to(ctx.device)
+    return model
+
+
+def _restore(run: _Run, saved: dict) -> None:
+    """Weights, optimizer, EMA, scaler, this rank's RNG and the progress counters of a resumed run."""
+    restore(run.net if run.cfg.fsdp else run.model, run.optimizer, saved, run.cfg.fsdp)
+    if run.ema is not None and saved["ema"] is not None:
+        run.ema.load_state_dict(saved["ema"])
+    if saved["scaler"]:
+        run.scaler.load_state_dict(saved["scaler"])
+    rank = run.ctx.rank
+    torch.set_rng_state(saved["rng_cpu"][rank] if rank in saved["rng_cpu"] else saved["rng_cpu"][0])
+    run.progress = saved["progress"]
+    run.rep.note(f"resuming {run.run_dir} at epoch {run.progress['epoch'] + 1}, step {run.progress['step']}")
+
+
+def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
+    """The training steps of one epoch, from where a resumed run stopped; saves state every --save-every steps."""
+    cfg, ctx, progress = run.cfg, run.ctx, run.progress
+    start_step = progress["step"] if epoch == progress["epoch"] else 0
+    run.train_ds.epoch = epoch
+    run.sampler.set_epoch(epoch, start_step * cfg.batch_size * cfg.accum_steps)
+    # an explicit generator: DataLoader would otherwise draw worker seeds from the global RNG, which
+    # also drives dropout and stochastic depth, and a resumed run would draw one number more
+    loader = DataLoader(run.train_ds, batch_size=cfg.batch_size, sampler=run.sampler, num_workers=cfg.workers,
+                        drop_last=True, pin_memory=ctx.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(mix_seed(cfg.seed, epoch, ctx.rank)))  # fmt: skip
+    run.rep.epoch_start(epoch + 1, cfg.epochs, run.steps_per_epoch, start_step)
+    run.net.train()
+    stats = _EpochStats(lr=_lr(run, epoch * run.steps_per_epoch + start_step))
+    t0 = time.perf_counter()
+    batches = iter(loader)
+    for step in range(start_step, run.steps_per_epoch):
+        global_step = epoch * run.steps_per_epoch + step
+        stats.lr = _lr(run, global_step)
+        set_lr(run.optimizer, stats.lr)
+        step_loss, finite, seen = _forward_backward(run, batches, global_step)
+        stats.seen += seen
+        if _optimizer_step(run, finite, global_step):
+            stats.loss_sum, stats.loss_n = stats.loss_sum + step_loss, stats.loss_n + 1
+        progress["global_step"] = global_step + 1
+        run.rep.step(step + 1, step_loss, stats.lr, stats.seen / max(time.perf_counter() - t0, 1e-9))
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < run.steps_per_epoch:
+            run.save_state(epoch, step + 1)
         if cfg.max_steps and progress["global_step"] >= cfg.max_steps:
             break
-    result = TrainResult(run_dir, progress["best_acc1"], last_row, progress["epoch"], list(cfg.notes))
-    rep.finish(result)
-    return result
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def _lr(run: _Run, global_step: int) -> float:
+    cfg = run.cfg
+    return lr_at(global_step, run.total_steps, run.warmup_steps, cfg.lr, cfg.min_lr, cfg.warmup_lr)
+
+
+def _forward_backward(run: _Run, batches: Iterator, global_step: int) -> tuple[float, bool, int]:
+    """Accumulate the gradients of one optimizer step; returns its loss, whether every rank's was finite, images."""
+    cfg, ctx, mix = run.cfg, run.ctx, run.mix
+    step_loss, finite, seen = 0.0, True, 0
+    for micro in range(cfg.accum_steps):
+        if cfg.workers:
+            x, y = next(batches)
+        else:  # loading seeds the global RNG per image: keep dropout's stream out of it
+            with torch.random.fork_rng(devices=[]):
+                x, y = next(batches)
+        x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+        if mix.active:
+            x, target = mix(x, y, mix_seed(cfg.seed, global_step, micro, ctx.rank))
+        with autocast(ctx.device, run.amp_dtype):
+            logits = run.net(x)
+        if mix.active:
+            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        else:
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.smoothing)
+        finite = finite and bool(torch.isfinite(loss))
+        run.scaler.scale(loss / cfg.accum_steps).backward()
+        step_loss += loss.item() / cfg.accum_steps
+        seen += len(y)
+    finite = D.all_sum([0.0 if finite else 1.0], ctx)[0] == 0
+    return step_loss, finite, seen
+
+
+def _optimizer_step(run: _Run, finite: bool, global_step: int) -> bool:
+    """Apply the accumulated gradients, or skip a non-finite step (and stop after NAN_LIMIT in a row)."""
+    cfg, progress = run.cfg, run.progress
+    if finite:
+        if cfg.clip_grad:
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        if run.ema is not None:
+            run.ema.update(run.model)
+        progress["nan_streak"] = 0
+    else:
+        progress["nan_streak"] += 1
+        progress["nan_total"] += 1
+        run.rep.warn(f"non-finite loss at step {global_step + 1}: step skipped ({progress['nan_streak']} in a row)")
+        if progress["nan_streak"] >= NAN_LIMIT:
+            raise SwinError(
+                f"{NAN_LIMIT} non-finite losses in a row: training diverged",
+                hint="lower --lr, use --amp bf16 instead of fp16, or check the data",
+            )
+    run.optimizer.zero_grad(set_to_none=True)
+    return finite
+
+
+def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, Any]:
+    """Validate, write the epoch's metrics row and weights, and save the end-of-epoch resume state."""
+    cfg, ctx, progress, val_ds = run.cfg, run.ctx, run.progress, run.val_ds
+    eval_model = run.ema.module if run.ema is not None else run.net
+    metrics = evaluate(eval_model, val_ds, cfg.batch_size, ctx, run.amp_dtype, cfg.workers, run.num_classes) if val_ds else None
+    train_loss = D.all_sum([stats.loss_sum, stats.loss_n], ctx)
+    row = {
+        "epoch": epoch + 1,
+        "train_loss": train_loss[0] / train_loss[1] if train_loss[1] else None,
+        "val_loss": metrics["loss"] if metrics else None,
+        "val_acc1": metrics["acc1"] if metrics else None,
+        "val_acc5": metrics["acc5"] if metrics else None,
+        "lr": stats.lr,
+        "epoch_time_s": stats.seconds,
+        "images_per_s": stats.seen * ctx.world_size / max(stats.seconds, 1e-9),
+        "skipped_steps": progress["nan_total"],
+    }
+    best = progress["best_acc1"]
+    improved = row["val_acc1"] is not None and (best is None or row["val_acc1"] > best)
+    if improved:
+        progress["best_acc1"] = row["val_acc1"]
+    _save_weights(run.net, run.model, run.ema, cfg, run.run_dir, ctx, improved or val_ds is None)
+    if ctx.main:
+        with open(run.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        _plot(run.run_dir)
+    progress["step"] = 0
+    run.save_state(epoch + 1, 0)
+    progress["epoch"] = epoch + 1
+    run.rep.epoch_end(row)
+    return row
 
 
 def _build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
@@ -278,23 +361,18 @@ def _build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
         model = create_model(cfg.model, num_classes=num_classes, img_size=size, window_size=cfg.window,
                              drop_path_rate=cfg.drop_path)  # fmt: skip
         return model, notes
-    if cfg.checkpoint:
-        from swincli.convert.run import load_any
+    from swincli.loader import load
 
-        model = load_any(cfg.checkpoint, cfg.model)
-    else:  # published weights by name, from the Hub cache or downloaded once
-        from swincli.hub import load_pretrained
-
-        model = load_pretrained(cfg.model)
+    model = load(cfg.checkpoint, img_size=size, window_size=cfg.window, num_classes=num_classes, model=cfg.model)
+    if not cfg.checkpoint:
         notes.append(f"starting from the published weights of {cfg.model}")
-    report = model.resize(img_size=size, window_size=cfg.window)
-    if report.changed:
+    notes += model.load_notes
+    report = model.resize_report
+    if report is not None and report.changed:
         (h0, w0), (h1, w1) = report.img_size
         wins = lambda i: ",".join(str(s.window[i][0]) for s in report.stages)  # noqa: E731
         notes.append(f"resized {h0}x{w0} (windows {wins(0)}) -> {h1}x{w1} (windows {wins(1)}) with the official rules")
         notes += report.padding
-    if model.config.num_classes != num_classes:
-        notes.append(model.reset_head(num_classes))
     model.set_drop_path(cfg.drop_path)
     return model, notes
 
