@@ -8,11 +8,14 @@ swincli compiled (``fullgraph=True``), all with the same weights under the same 
 ``torch.cuda.synchronize()`` after warm-up, and the ratios against timm eager. The paper (V1, Table
 1) measured 755 / 437 / 278 images/s for swin-t / s / b on a V100 at 224 px with its throughput
 script (batch 64). ``--device cpu`` runs the same script on the CPU, to check it, not for figures.
+Each line is printed as soon as it is measured (compiling takes most of the time), and the logits of
+the two libraries are compared once per model under the same autocast.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 import common
@@ -55,11 +58,19 @@ def main() -> None:
         name = torch.cuda.get_device_name(device)
     else:
         name = "CPU"
-    print(f"{name}, torch {torch.__version__}, {args.amp}, median of {args.iters} iterations after 5 warm-up")
+    import timm
+
+    print(f"{name}, torch {torch.__version__}, timm {timm.__version__}, {args.amp}, median of {args.iters} iterations "
+          "after 5 warm-up", flush=True)  # fmt: skip
     for model_name in args.models:
         reference = reference_model(model_name).to(device)
         ours = swincli.create_model(model_name).eval().to(device)
         ours.load_state_dict(from_timm(reference.state_dict()))
+        swincli.optimize_for_inference(ours)  # as swin predict/eval/profile run it (a CPU path: no effect here)
+        x = torch.randn(8, 3, *ours.config.image_hw, device=device)
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=args.amp == "bf16"):
+            a, b = reference(x).float(), ours(x).float()
+        print(f"{model_name:8s} max|logit diff|/max|logit| {((a - b).abs().max() / a.abs().max()).item():.1e}", flush=True)
         runners = {"timm": reference, "swincli": ours}
         if not args.no_compile:
             runners["timm compiled"] = torch.compile(reference)
@@ -71,7 +82,8 @@ def main() -> None:
             base = speed["timm"]
             cells = "   ".join(f"{k} {v:7.1f} ({v / base:.2f}x)" for k, v in speed.items())
             paper = PAPER_V100.get(model_name)
-            print(f"{model_name:8s} batch {batch:4d}   {cells}" + (f"   paper V100 {paper}" if paper else ""))
+            print(f"{model_name:8s} batch {batch:4d}   {cells}" + (f"   paper V100 {paper}" if paper else ""), flush=True)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

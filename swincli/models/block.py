@@ -85,10 +85,14 @@ class SwinBlock(nn.Module):
         x = self.residual(x, self.attend, self.norm1)
         return self.residual(x, self.mlp, self.norm2)
 
-    def residual(self, x: Tensor, branch: Callable[[Tensor], Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
-        """V1 (pre-norm): ``x + DropPath(branch(LN(x)))``; V2 (res-post-norm): ``x + DropPath(LN(branch(x)))``."""
+    def residual(self, x: Tensor, branch: Callable[..., Tensor], norm: Callable[[Tensor], Tensor], fuse_add: bool = False) -> Tensor:
+        """V1 (pre-norm): ``x + DropPath(branch(LN(x)))``; V2 (res-post-norm): ``x + DropPath(LN(branch(x)))``.
+
+        ``fuse_add`` (V1, DropPath off): the branch adds ``x`` itself, ``branch(LN(x), x)``, e.g. in the
+        write-back of its last GEMM (the blocked inference path).
+        """
         if self.version == 1:
-            return x + self.drop_path(branch(norm(x)))
+            return branch(norm(x), x) if fuse_add else x + self.drop_path(branch(norm(x)))
         return x + self.drop_path(norm(branch(x)))
 
     def attend(self, x: Tensor) -> Tensor:

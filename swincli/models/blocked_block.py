@@ -118,15 +118,16 @@ class BlockedSwinBlock(SwinBlock):
         """Both residual branches for windows ``x`` ``(B, k, N, C)`` (``normed``: V1's padded norm1(x), if given)."""
         attn, mlp = self.attn, self.mlp
 
-        def attention(t: Tensor) -> Tensor:  # WindowAttention.forward, with fused linears (dropouts are off)
+        def attention(t: Tensor, add: Tensor | None = None) -> Tensor:  # WindowAttention.forward (dropouts are off)
             qkv = linear(attn.qkv, t, extra_bias=attn.qkv_bias()).unflatten(-1, (3, attn.num_heads, attn.head_dim))
-            return linear(attn.proj, attn.attend(qkv, mask))
+            return linear(attn.proj, attn.attend(qkv, mask), add=add)
 
-        def feed_forward(t: Tensor) -> Tensor:  # Mlp.forward, with GELU fused into fc1
-            return linear(mlp.fc2, linear(mlp.fc1, t, gelu=True))
+        def feed_forward(t: Tensor, add: Tensor | None = None) -> Tensor:  # Mlp.forward, GELU fused into fc1
+            return linear(mlp.fc2, linear(mlp.fc1, t, gelu=True), add=add)
 
-        x = self.residual(x, attention, self.norm1 if normed is None else (lambda _: normed))
-        return self.residual(x, feed_forward, self.norm2)
+        fuse = self.version == 1  # pre-norm: the residual add rides in the last GEMM's write-back
+        x = self.residual(x, attention, self.norm1 if normed is None else (lambda _: normed), fuse_add=fuse)
+        return self.residual(x, feed_forward, self.norm2, fuse_add=fuse)
 
     @classmethod
     def swap(cls, block: SwinBlock, block_tokens: int = DEFAULT_BLOCK_TOKENS) -> "BlockedSwinBlock":

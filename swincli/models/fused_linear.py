@@ -5,8 +5,9 @@ may put it in place of a plain, unhooked ``nn.Linear`` (same parameters, same st
 it adds:
 
 - the bias is applied in the GEMM's write-back (``F.linear`` copies it into the output first);
-- :meth:`FusedLinear.fused` can also apply GELU there, which the cache-blocked block uses for
-  ``fc1`` + GELU when the MLP is plain (``F.linear`` + GELU walk the output twice);
+- :meth:`FusedLinear.fused` can also apply GELU or a residual add there, which the cache-blocked block
+  uses for ``fc1`` + GELU and (V1) ``proj``/``fc2`` + the residual when the block is plain
+  (``F.linear`` + GELU or + add walk the output twice);
 - under CPU bf16 autocast the bf16 weights are kept on the module between calls, refreshed when the
   parameter changes (its version counter), where autocast casts them on every call. The price is a
   bf16 copy of the weights for as long as the module lives.
@@ -60,22 +61,18 @@ class FusedLinear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         return self.fused(x)
 
-    def fused(self, x: Tensor, gelu: bool = False, extra_bias: Tensor | None = None) -> Tensor:
-        """``gelu?(x W^T + bias + extra_bias)``: one fused op where possible, else the plain ops."""
+    def fused(self, x: Tensor, gelu: bool = False, extra_bias: Tensor | None = None, add: Tensor | None = None) -> Tensor:
+        """``gelu?(x W^T + bias + extra_bias) + add``: one fused op where possible, else the plain ops."""
         dtype = compute_dtype(x) if self.enabled else None
         if dtype is not None:
             bias = self.bias if extra_bias is None else (extra_bias if self.bias is None else self.bias + extra_bias)
             weight, bias = self._weights(dtype, bias)
             try:
-                op = torch.ops.mkldnn._linear_pointwise
-                return op(x.to(dtype), weight, bias, "gelu", [], "none") if gelu else op(x.to(dtype), weight, bias, "none", [], "")
+                return _pointwise(x.to(dtype), weight, bias, gelu, add)
             except RuntimeError as err:  # an op this build rejects: say so, then keep to the plain ops
                 self.enabled = False
                 warnings.warn(f"oneDNN fused linear failed, using F.linear: {err}", RuntimeWarning, stacklevel=2)
-        y = F.linear(x, self.weight, self.bias)
-        if extra_bias is not None:
-            y = y + extra_bias
-        return F.gelu(y) if gelu else y
+        return _plain(x, self.weight, self.bias, gelu, extra_bias, add)
 
     def _weights(self, dtype: torch.dtype, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if dtype == self.weight.dtype:
@@ -100,11 +97,25 @@ class FusedLinear(nn.Linear):
         return self
 
 
-def linear(module: nn.Linear, x: Tensor, gelu: bool = False, extra_bias: Tensor | None = None) -> Tensor:
-    """``module``'s linear map (plus ``extra_bias``, then GELU), fused where ``module`` is a FusedLinear."""
+def linear(module: nn.Linear, x: Tensor, gelu: bool = False, extra_bias: Tensor | None = None,
+           add: Tensor | None = None) -> Tensor:  # fmt: skip
+    """``gelu?(module(x) + extra_bias) + add``, fused where ``module`` is a FusedLinear."""
     if isinstance(module, FusedLinear):
-        return module.fused(x, gelu, extra_bias)
-    y = F.linear(x, module.weight, module.bias)
+        return module.fused(x, gelu, extra_bias, add)
+    return _plain(x, module.weight, module.bias, gelu, extra_bias, add)
+
+
+def _pointwise(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool, add: Tensor | None) -> Tensor:
+    op = torch.ops.mkldnn._linear_pointwise
+    if add is not None and add.dtype == x.dtype and not gelu:  # the add in the write-back
+        return op.binary(x, add.expand(*x.shape[:-1], weight.shape[0]), weight, bias, "add")
+    y = op(x, weight, bias, "gelu", [], "none") if gelu else op(x, weight, bias, "none", [], "")
+    return y if add is None else add + y
+
+
+def _plain(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool, extra_bias: Tensor | None, add: Tensor | None) -> Tensor:
+    y = F.linear(x, weight, bias)
     if extra_bias is not None:
         y = y + extra_bias
-    return F.gelu(y) if gelu else y
+    y = F.gelu(y) if gelu else y
+    return y if add is None else add + y
