@@ -143,8 +143,8 @@ class WindowAttention(nn.Module):
 
     def logit_mask(self, shift_mask: Tensor | None, dtype: torch.dtype, device: torch.device) -> Tensor | None:
         """B + M folded: None, ``(heads, N, N)`` or ``(nW, heads, N, N)``; kept between calls without autograd."""
-        if torch.is_grad_enabled():  # the bias must stay in the autograd graph
-            return self._fold(shift_mask, dtype)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():  # autograd needs the bias in its graph; a
+            return self._fold(shift_mask, dtype)  # compiled graph computes it inline (nothing to key on there)
         params = [p for p in (getattr(self, "relative_position_bias_table", None),) if p is not None]
         if self.rel_pos and self.version == 2:
             params = list(self.cpb_mlp.parameters())
