@@ -199,8 +199,8 @@ def _open(path: Path) -> tuple[dict[str, str], list[str]]:
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, not a checkpoint file", hint="pass the .safetensors file")
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+    if not _safetensors_header(head, path.stat().st_size) and _pickle_or_zip(head):
         raise CheckpointError(
             f"{path} is a PyTorch pickle checkpoint, not a swincli .safetensors file",
             hint=f"convert it first: swin convert {path} -o model.safetensors",
@@ -214,6 +214,20 @@ def _open(path: Path) -> tuple[dict[str, str], list[str]]:
             f"{path} is not a readable safetensors file ({size} bytes: {_short(exc)})",
             hint="the file may be truncated or corrupt; re-download or re-save it",
         ) from None
+
+
+def _safetensors_header(head: bytes, size: int) -> bool:
+    """A safetensors file starts with its JSON header's length (u64, little-endian), then ``{``."""
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8
+
+
+def _pickle_or_zip(head: bytes) -> bool:
+    """torch.save's zip archive, or a bare pickle: the PROTO opcode 0x80 and a protocol number 2..5.
+
+    Only asked of files whose header is not safetensors': a header length whose low byte is 0x80
+    starts a valid safetensors file with the same byte.
+    """
+    return head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
 
 
 def _short(exc: Exception) -> str:

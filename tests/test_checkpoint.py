@@ -131,3 +131,33 @@ def test_weights_that_do_not_match_the_config(saved):
     _rewrite(saved, tensors=drop_head)
     with pytest.raises(CheckpointError, match="missing: head.weight.*wrong shape"):
         load_model(saved)
+
+
+def test_header_lengths_whose_low_byte_looks_like_pickle_are_read(tiny_v1, tmp_path):
+    """The first byte of a safetensors file is the low byte of its header length; 0x80 is also pickle's
+    PROTO opcode. Pad the metadata until the header length ends in that byte, then read it back."""
+    path = tmp_path / "m.safetensors"
+    for pad in range(0, 300):
+        save_model(tiny_v1, path, provenance={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave the wanted header length")
+    assert torch.equal(load_model(path).head.weight, tiny_v1.head.weight)
+
+
+def test_a_header_that_reads_as_pickle_protocol_2_is_still_safetensors(tmp_path):
+    """Header length 0x280 starts the file with 80 02, the first two bytes of a protocol-2 pickle."""
+    path = tmp_path / "w.safetensors"
+    for pad in range(0, 700):
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[:2] == b"\x80\x02":
+            break
+    else:
+        pytest.fail("no padding gave header length 0x280")
+    with pytest.raises(CheckpointError, match="without swincli metadata"):
+        read_info(path)
+    pickled = tmp_path / "p.pth"
+    torch.save({"w": torch.zeros(2)}, pickled, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="pickle"):
+        read_info(pickled)

@@ -113,7 +113,6 @@ def _render(report) -> None:
         console.print(render.resize_table(resize))
         for line in ([resize["ape"]] if resize.get("ape") else []) + resize.get("padding", []):
             console.print(f"[yellow]{line}[/yellow]")
-    what = {"onnx": "ONNX model", "hf": "Hugging Face model folder", "swin": "swincli checkpoint"}.get(
-        report.target, f"{NAMES[report.target]} state dict"
-    )
+    named = {"onnx": "ONNX model", "hf": "Hugging Face model folder", "swin": "swincli checkpoint"}
+    what = named[report.target] if report.target in named else f"{NAMES[report.target]} state dict"
     console.print(f"Saved the {what} to [bold]{report.output}[/bold]")
