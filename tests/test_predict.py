@@ -154,8 +154,15 @@ def test_features_are_written_as_npy(tmp_path, capsys):
     assert Path(str(target) + ".paths.txt").read_text().splitlines()[0].endswith("a.png")
 
 
-def test_predict_agrees_with_eval_image_by_image(tmp_path, capsys):
+def test_predict_agrees_with_eval_image_by_image(tmp_path, capsys, monkeypatch):
+    """...and both run the CPU fast path (optimize_for_inference) on the plain model they load."""
     from test_train import make_folder
+
+    from swincli.models.blocked_block import BlockedSwinBlock
+
+    blocked = []
+    original = BlockedSwinBlock._chunks
+    monkeypatch.setattr(BlockedSwinBlock, "_chunks", lambda self, *a: blocked.append(1) or original(self, *a))
 
     data = make_folder(tmp_path / "data", per_class=4)
     model = randomize(create_model("swin-nano", num_classes=3, img_size=32, window_size=2))
@@ -164,7 +171,10 @@ def test_predict_agrees_with_eval_image_by_image(tmp_path, capsys):
     assert main(["predict", str(data / "val"), "-c", str(ck), "--format", "json", "-k", "1", "--workers", "0"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     correct = [r["top_k"][0]["label"] == Path(r["path"]).parent.name for r in rows]
+    assert blocked, "swin predict did not take the fast path"
+    blocked.clear()
     assert main(["eval", "-c", str(ck), "-d", str(data), "--format", "json", "--workers", "0"]) == 0
+    assert blocked, "swin eval did not take the fast path"
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["images"] == len(rows) == 6
     assert metrics["acc1"] == pytest.approx(100.0 * sum(correct) / len(correct))
