@@ -1,15 +1,118 @@
-"""Auto-numbered run directories: runs/train/exp, exp2, exp3 ... (the first free one)."""
+"""Run directories: auto-numbered (runs/train/exp, exp2, ...), claimed atomically, locked while a run writes.
+
+A directory holding an earlier run (any of :data:`RUN_MARKERS`) is never written into unless the
+user says ``--force`` (start over: the earlier run's files are removed by name, nothing else) or
+``--resume DIR`` (continue it). While a run writes its directory it holds an exclusive ``flock`` on
+``DIR/.lock``, so a second run there fails at once, naming the first; the kernel drops the lock when
+the process ends, however it ends. The lock file itself stays (removing it would race the next run).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from pathlib import Path
 
+from swincli.errors import SwinError
 
-def next_run_dir(base: str | Path = "runs/train", name: str = "exp") -> Path:
+RUN_FILES = ("args.json", "metrics.jsonl", "curves.png", "last.safetensors", "best.safetensors", "resume.safetensors",
+             "unreadable.txt")
+RUN_MARKERS = ("args.json", "last.safetensors", "metrics.jsonl", "resume.safetensors")  # "a run was here"
+LOCK_FILE = ".lock"
+
+
+def claim_run_dir(base: str | Path = "runs/train", name: str = "exp") -> Path:
+    """Create the first free ``exp``, ``exp2`` ... with one ``mkdir``: two runs started at once get two."""
     base = Path(base)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SwinError(f"cannot create {base}: {exc.strerror}", hint="pass -o DIR for the run directory") from None
     n = 1
     while True:
         candidate = base / (name if n == 1 else f"{name}{n}")
-        if not candidate.exists():
+        try:
+            candidate.mkdir()
             return candidate
-        n += 1
+        except FileExistsError:
+            n += 1
+
+
+def earlier_run(run_dir: Path) -> list[str]:
+    """The files of ours in ``run_dir`` that say a run already wrote there."""
+    return [name for name in RUN_MARKERS if (run_dir / name).exists()]
+
+
+def check_run_dir(run_dir: Path, force: bool) -> None:
+    """Refuse, before any work, an output that is a file, or a directory holding an earlier run (without --force)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SwinError(f"{run_dir} is a file", hint="-o names the run directory")
+    found = earlier_run(run_dir) if run_dir.is_dir() else []
+    if found and not force:
+        raise SwinError(
+            f"{run_dir} holds an earlier run ({', '.join(found)})",
+            hint=f"choose another -o, continue it with --resume {run_dir}, or pass --force to start over there",
+        )
+
+
+class RunLock:
+    """An exclusive lock on a run directory for as long as one run writes it."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no advisory locks, runs are not guarded
+            return self
+        path = self.run_dir / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise SwinError(f"cannot write {path}: {exc.strerror}", hint="choose another -o") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SwinError(f"{self.run_dir} is in use by another run ({holder})",
+                            hint="wait for it to finish, or choose another -o") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no stale holder named once the run is over
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def open_run_dir(run_dir: Path | None, base: str, force: bool, resume: bool) -> RunLock:
+    """Create (or claim the next numbered) run directory and lock it; check again under the lock, since another
+    run may have finished there since :func:`check_run_dir`. A fresh run with ``force`` removes the earlier
+    run's files, by name, so its directory never mixes two runs."""
+    if run_dir is None:
+        run_dir = claim_run_dir(base)
+    else:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise SwinError(f"{run_dir} is a file", hint="-o names the run directory") from None
+        except OSError as exc:
+            raise SwinError(f"cannot create {run_dir}: {exc.strerror}", hint="choose another -o") from None
+    lock = RunLock(run_dir).acquire()
+    try:
+        if not resume:
+            check_run_dir(run_dir, force)
+            for name in RUN_FILES if force else ():
+                (run_dir / name).unlink(missing_ok=True)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
