@@ -2,8 +2,9 @@
 
 - ``load("best.safetensors")``: our checkpoint format;
 - ``load("swin_tiny_patch4_window7_224.pth")``, a timm/HF/torchvision file or a Hugging Face folder:
-  any layout ``swin convert`` reads, the architecture recognised from the weights (``model=`` names
-  it where the weights cannot, e.g. a V2 window);
+  any layout ``swin convert`` reads, the architecture recognised from the weights, the size, window,
+  class names and preprocessing from the sidecar ``swin convert`` wrote beside them (``model=`` names
+  them where nothing else does, e.g. a V2 window);
 - ``load(model="swinv2-b")``: the published weights that name means, downloaded once and converted
   into our format in the cache; ``pretrained=False`` builds the architecture freshly initialised;
 
@@ -54,7 +55,10 @@ def load(
         net = create_model(model)
     net.resize_report = None
     if img_size is not None or window_size is not None:
+        from swincli.models.complexity import window_notes
+
         net.resize_report = net.set_input_size(img_size, window_size)
+        notes.extend(window_notes(net.config))
     if num_classes is not None and num_classes != net.config.num_classes:
         notes.append(reset_head(net, num_classes))
     net.load_notes = notes
@@ -62,17 +66,18 @@ def load(
     return net.to(device) if device else net
 
 
-def read_checkpoint(path: str | os.PathLike, model: str | None = None, notes: list[str] | None = None) -> "SwinTransformer":
+def read_checkpoint(path: str | os.PathLike, model: str | None = None, notes: list[str] | None = None,
+                    sidecar: bool = True) -> "SwinTransformer":  # fmt: skip
     """Weights in any layout, at the size and window they were trained at (``model`` names the architecture of
-    foreign weights where their shapes cannot tell it; what was assumed instead is added to ``notes``)."""
+    foreign weights where their shapes and sidecar cannot tell it; what was assumed instead is added to ``notes``)."""
     if is_swincli_file(path):
         return load_model(path)
     from swincli.convert.detect import detect_layout
+    from swincli.convert.importing import import_weights
     from swincli.convert.read import read_source
-    from swincli.convert.run import import_weights
 
-    source = read_source(path)
-    net, found, _, _ = import_weights(source, detect_layout(source.state, str(path)), model, None, None, None)
+    source = read_source(path, sidecar)
+    net, found, *_ = import_weights(source, detect_layout(source.state, str(path)), model, None, None, None)
     if notes is not None:
         notes.extend(found)
     return net
@@ -88,7 +93,8 @@ def published(name: str, revision: str | None = None, offline: bool | None = Non
     cached = hub.converted_path(full, revision)
     if cached.is_file():
         return load_model(cached)
-    net = read_checkpoint(hub.download(entry, weights, revision, offline, progress), model=full)
+    # the registry describes published weights; a config.json another tool left in the Hub cache is not read
+    net = read_checkpoint(hub.download(entry, weights, revision, offline, progress), model=full, sidecar=False)
     if net.class_names is None:
         names = imagenet_names(net.config.num_classes)
         net.class_names = list(names) if names else None

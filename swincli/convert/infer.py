@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from torch import Tensor
@@ -31,7 +32,8 @@ class Inferred:
     config: SwinConfig
     notes: list[str] = field(default_factory=list)
     registry_name: str | None = None
-    origin: str = "default"  # where size/window came from: options, hf, model, name, tables or default
+    origin: str = "default"  # where size/window came from: options, hf, sidecar, model, name, tables or default
+    guessed: bool = False  # size or window came from a file name or a default, not from anything that records them
 
 
 def shape_facts(state: dict[str, Tensor]) -> dict[str, Any]:
@@ -93,16 +95,21 @@ def name_hint(text: str, facts: dict[str, Any]) -> tuple[dict[str, Any], str | N
     for name in candidates:
         if name in lowered and _agrees(facts, get_entry(name).config):
             return dict(get_entry(name).config), name
-    m = _NAME_WINDOW.search(lowered.replace("patch4_", ""))
+    return pattern_hint(lowered), None
+
+
+def pattern_hint(text: str) -> dict[str, Any]:
+    """Size, window and (``AtoB`` names) pretrained windows from a ``window12to24_192to384`` pattern, or {}."""
+    m = _NAME_WINDOW.search(text.lower().replace("patch4_", ""))
     if not m:
-        return {}, None
+        return {}
     pre_window, window = int(m.group(1)), int(m.group(2) or m.group(1))
     pre_size, size = int(m.group(3)), int(m.group(4) or m.group(3))
     hint: dict[str, Any] = dict(window_size=window, img_size=size)
     if m.group(2):  # "12to24_192to384": pretrained windows are the 192/window-12 effective windows
         pre = SwinConfig(version=2, img_size=pre_size, window_size=pre_window).layout()
         hint["pretrained_window_sizes"] = tuple(st.window[0] for st in pre)
-    return hint, None
+    return hint
 
 
 def infer_config(
@@ -113,16 +120,19 @@ def infer_config(
     window_size: Any = None,
     pretrained_window_sizes: Any = None,
     hf_kwargs: dict[str, Any] | None = None,
+    carried: dict[str, Any] | None = None,
     path_text: str = "",
 ) -> Inferred:
+    """``hf_kwargs``: from a Hugging Face config; ``carried``: from a sidecar (see :mod:`.sidecar`)."""
     facts = shape_facts(state)
     notes: list[str] = []
     chosen: dict[str, Any] = {}
     registry_name = None
     origin = "default"
-    if hf_kwargs:
-        origin = "hf"
-        chosen.update({k: hf_kwargs[k] for k in ("img_size", "window_size", "pretrained_window_sizes") if k in hf_kwargs})
+    if hf_kwargs or carried:
+        origin = "hf" if hf_kwargs else "sidecar"
+        given = hf_kwargs or carried or {}
+        chosen.update({k: given[k] for k in ("img_size", "window_size", "pretrained_window_sizes") if k in given})
     elif model:
         entry = get_entry(model)
         registry_name, origin = entry.name, "model"
@@ -144,17 +154,18 @@ def infer_config(
             origin = "options"
         elif value is not None:
             chosen[key] = value
+    told = set(chosen)
     if facts["version"] == 1 and "v1_windows" in facts:
         if origin == "default":
             origin = "tables"
-        chosen = _v1_windows(facts, chosen, notes)
+        chosen = _v1_windows(facts, chosen)
     if "window_size" not in chosen:
         chosen["window_size"] = V2_DEFAULT["window_size"]
-        notes.append(f"window {chosen['window_size']} assumed (V2 weights do not record it; pass --window or --model)")
     if "img_size" not in chosen:
-        size = _size_from_ape(facts) or (V2_DEFAULT["img_size"] if facts["version"] == 2 else _first(chosen["window_size"]) * 32)
-        chosen["img_size"] = size
-        notes.append(f"image size {size} assumed (weights do not record it; pass --size or --model)")
+        default = V2_DEFAULT["img_size"] if facts["version"] == 2 else _first(chosen["window_size"]) * 32
+        chosen["img_size"] = _size_from_ape(facts) or default
+    note = _assumed_note(facts, chosen, told, path_text)
+    notes += [note] if note else []
     kwargs = {k: v for k, v in facts.items() if k not in ("v1_windows", "ape_tokens")}
     kwargs.update(chosen)
     if kwargs["version"] == 1:
@@ -171,7 +182,7 @@ def infer_config(
                 f"{config.img_size} with window {config.window_size} gives {got}",
                 hint="pass the --size and --window the weights were trained with",
             )
-    return Inferred(config, notes, registry_name, origin)
+    return Inferred(config, notes, registry_name, origin, guessed=bool(note) or origin in ("name", "tables", "default"))
 
 
 def _tables_agree(facts: dict, values: dict) -> bool:
@@ -187,15 +198,38 @@ def _tables_agree(facts: dict, values: dict) -> bool:
     return [st.window[0] for st in config.layout()] == facts["v1_windows"]
 
 
-def _v1_windows(facts: dict, chosen: dict, notes: list[str]) -> dict:
+def _v1_windows(facts: dict, chosen: dict) -> dict:
     """V1 tables fix each stage's effective window; a smaller last window means it was clipped to the map."""
     wins = facts["v1_windows"]
     if "window_size" not in chosen:
         chosen["window_size"] = wins[0] if len(set(wins[:-1] or wins)) == 1 else tuple(wins)
     if "img_size" not in chosen and wins[-1] < wins[0] and len(set(wins[:-1])) == 1:
         chosen["img_size"] = wins[-1] * facts["patch_size"] * 2 ** (len(wins) - 1)
-        notes.append(f"image size {chosen['img_size']} read from the clipped last-stage window ({wins[-1]})")
     return chosen
+
+
+def _assumed_note(facts: dict, chosen: dict, told: set, path_text: str) -> str | None:
+    """One note for whatever of size and window nothing told: what was assumed, from what, and the fix."""
+    missing = [k for k in ("img_size", "window_size") if k not in told]
+    if not missing:
+        return None
+    name = PurePath(path_text).name or "the weights"
+    size, window = chosen["img_size"], chosen["window_size"]
+    wins = facts.get("v1_windows")
+    if "img_size" not in missing:  # a V1 window is in its position tables; a V2 one is not
+        if wins:
+            return None
+        return f"{name} carries no window: assumed window {window} (V2 weights do not record it); pass --window or --model if it was trained otherwise"
+    if facts.get("ape") and _size_from_ape(facts) == size:
+        how = f"{size} px from the absolute position embedding"
+    elif wins and wins[-1] < wins[0] and "window_size" in missing:
+        how = f"{size} px (the last stage's window is clipped to {wins[-1]})"
+    else:
+        how = f"{size} px"
+    if "window_size" not in missing:
+        return f"{name} carries no image size: assumed {how}; pass --size or --model if it was trained otherwise"
+    what = f"window {window} from the position tables" if wins else f"window {window} (SwinV2's standard setting)"
+    return f"{name} carries no image size or window: assumed {how}, {what}; pass --size/--window if it was trained otherwise"
 
 
 def _size_from_ape(facts: dict) -> int | None:

@@ -1,4 +1,4 @@
-"""Reading a weight source: a state-dict file of any library, or a Hugging Face model directory.
+"""Reading a weight source: a state-dict file of any library (and its sidecar), or a Hugging Face or timm model folder.
 
 Pickled files (``.pth``/``.pt``/``.bin``) are opened with ``torch.load(weights_only=True)`` only: a
 pickle that needs to run code to load is refused and named, never executed. Wrappers are unwrapped
@@ -15,6 +15,8 @@ from typing import Any
 
 from torch import Tensor
 
+from swincli.checkpoint import _pickle_or_zip, _safetensors_header
+from swincli.convert.sidecar import Carried, find as find_sidecar, from_timm, is_timm_config
 from swincli.errors import CheckpointError
 
 WRAPPERS = ("model", "state_dict", "module", "model_state_dict", "model_ema")
@@ -31,16 +33,18 @@ class Source:
     metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
     hf_config: dict[str, Any] | None = None
     hf_preprocessor: dict[str, Any] | None = None
+    carried: Carried | None = None  # what a sidecar or timm config.json says beyond the tensors
 
 
-def read_source(path: str | Path) -> Source:
+def read_source(path: str | Path, sidecar: bool = True) -> Source:
+    """``sidecar=False``: ignore a weight file's sidecar (e.g. published weights, which the registry describes)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no such file or directory: {path}", hint="check the path")
     if path.is_dir():
         return _read_hf_dir(path)
     state, meta = read_weights(path)
-    return Source(path, state, meta)
+    return Source(path, state, meta, carried=find_sidecar(path) if sidecar and meta.get("format") != "swincli" else None)
 
 
 def read_weights(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -49,7 +53,8 @@ def read_weights(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
         head = fh.read(16)
     if not head:
         raise CheckpointError(f"{path} is empty", hint="re-download or re-export it")
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    # a safetensors header length whose low byte is 0x80 starts with pickle's PROTO byte: ask safetensors first
+    if not _safetensors_header(head[:9], path.stat().st_size) and _pickle_or_zip(head):
         return _unwrap(_torch_load(path), path), {}
     return _read_safetensors(path)
 
@@ -109,11 +114,13 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
 def _read_hf_dir(path: Path) -> Source:
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise CheckpointError(f"{path} is a directory without config.json", hint="pass a weight file or a Hugging Face model directory")
+        raise CheckpointError(f"{path} is a directory without config.json", hint="pass a weight file, or a Hugging Face or timm model folder")
     try:
         config = json.loads(config_file.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{config_file} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_file} must hold a JSON object, not {type(config).__name__}")
     files = [path / name for name in HF_WEIGHTS if (path / name).is_file()]
     if not files:
         for index in HF_INDEXES:
@@ -132,6 +139,8 @@ def _read_hf_dir(path: Path) -> Source:
     state: dict[str, Tensor] = {}
     for file in files:
         state.update(read_weights(file)[0])
+    if is_timm_config(config):  # timm's Hub layout (save_for_hf): config.json + model.safetensors
+        return Source(path, state, carried=from_timm(config, config_file))
     prep_file = path / "preprocessor_config.json"
     prep = json.loads(prep_file.read_text()) if prep_file.is_file() else None
     return Source(path, state, {}, config, prep)

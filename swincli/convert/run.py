@@ -8,31 +8,28 @@ Nothing is written when any step fails.
 
 from __future__ import annotations
 
-import hashlib
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from swincli._version import __version__
-from swincli.checkpoint import Preprocessing, build_model, load_model, save_model
+from swincli.checkpoint import Preprocessing, load_model, save_model
 from swincli.labels import reset_head
 from swincli.convert import check as checks
-from swincli.convert.buffers import is_derived
 from swincli.convert.detect import LAYOUTS, NAMES, detect_layout
-from swincli.convert.hf_layout import config_from_hf, from_hf, hf_config, to_hf
-from swincli.convert.infer import infer_config
+from swincli.convert.hf_layout import hf_config, to_hf
+from swincli.convert.importing import import_weights, size_window
 from swincli.convert.official_layout import from_official, to_official
 from swincli.convert.read import Source, read_source, read_weights
-from swincli.convert.timm_layout import from_timm, to_timm
-from swincli.convert.torchvision_layout import from_torchvision, to_torchvision
+from swincli.convert.sidecar import sidecar_path, swin_sidecar, timm_config, write_json
+from swincli.convert.timm_layout import to_timm
+from swincli.convert.torchvision_layout import to_torchvision
 from swincli.convert.write import hf_preprocessor, write_hf_files, write_state
 from swincli.errors import SwinError, SwinUsageError
-from swincli.fileio import atomic_dir, atomic_file
-from swincli.models.registry import get_entry
+from swincli.fileio import atomic_dir, atomic_file, check_writable_target
 
 TARGETS = ("swin", "official", "timm", "hf", "torchvision", "onnx")
-FROM = {"official": from_official, "timm": from_timm, "hf": from_hf, "torchvision": from_torchvision}
+SIDECAR_TARGETS = ("official", "timm", "torchvision")  # file layouts with no place for size, window, names
 
 
 @dataclass
@@ -48,6 +45,7 @@ class ConvertReport:
     check: dict[str, Any] | None = None
     resize: dict[str, Any] | None = None
     onnx_checks: list[dict[str, Any]] = field(default_factory=list)
+    sidecar: str | None = None  # where size, window, class names and preprocessing went (foreign file layouts)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -73,10 +71,11 @@ def convert(
         raise SwinUsageError(f"unknown target {to!r}", hint=f"choose one of {', '.join(TARGETS)}")
     if from_layout != "auto" and from_layout not in LAYOUTS:
         raise SwinUsageError(f"unknown source layout {from_layout!r}", hint=f"choose auto or one of {', '.join(LAYOUTS)}")
-    if out.exists() and not force:
-        raise SwinError(f"{out} already exists", hint="pass --force to overwrite it")
     if src.exists() and out.exists() and out.resolve() == src.resolve():
         raise SwinError("the output would overwrite the source", hint="choose another output path")
+    check_writable_target(out, force, folder=_folder_output(out, to))  # before any work: exists, wrong kind, unwritable
+    if to in SIDECAR_TARGETS and not _folder_output(out, to):
+        check_writable_target(sidecar_path(out), force)  # OUT.json: the size, window, names the weights cannot carry
     source = read_source(src)
     layout = "swin" if source.metadata.get("format") == "swincli" else detect_layout(source.state, str(src))
     if from_layout not in ("auto", layout):
@@ -95,83 +94,26 @@ def convert(
         if img_size is not None or window_size is not None:
             resize_to = (img_size, window_size)
     else:
-        net, notes, dropped, resize_to = import_weights(source, layout, model, img_size, window_size, pretrained_window_sizes)
+        net, notes, dropped, resize_to, guessed = import_weights(source, layout, model, img_size, window_size, pretrained_window_sizes)
     report = ConvertReport(str(src), layout, str(out), to, {}, len(net.state_dict()), dropped, notes)
     if layout != "swin":  # checked before any head or size change, against the source as it is
         report.check = _check_source(net, source, layout, check)
         if report.check and report.check.get("failed"):
-            raise SwinError(
-                f"converted logits differ from {report.check['library']}'s by {report.check['max_rel_diff']:.2e} "
-                "(relative); nothing was written",
-                hint="please report this with `swin env`",
-            )
+            differ = f"converted logits differ from {report.check['library']}'s by {report.check['max_rel_diff']:.2e} (relative)"
+            if guessed:  # the weights do not record their size/window and the guess was wrong: the user knows them
+                raise SwinError(f"{differ} at the guessed {size_window(net.config)}; nothing was written",
+                                hint="pass the --size and --window the weights were trained with, or --model NAME")  # fmt: skip
+            raise SwinError(f"{differ}; nothing was written", hint="please report this with `swin env`")
     if num_classes is not None and num_classes != net.config.num_classes:
         report.notes.append(reset_head(net, num_classes))
     if resize_to is not None:
+        from swincli.models.complexity import window_notes
+
         report.resize = net.set_input_size(*resize_to).to_dict()
+        report.notes.extend(window_notes(net.config))
     report.architecture = _architecture(net)
     _write(net, out, to, report, check, force)
     return report
-
-
-def import_weights(source: Source, layout: str, model: str | None, img_size, window_size, pretrained) -> tuple:
-    """Build our model from foreign weights. ``--size``/``--window`` describe the source when nothing else
-    does; when its size and window are known (HF config, --model, file name, V1 tables that disagree),
-    they are a target instead, reached with the official transfer rules. Returns the resize target or None."""
-    state = FROM[layout](source.state)
-    dropped = sum(1 for k in source.state if is_derived(k))
-    hf_kwargs, names = config_from_hf(source.hf_config) if source.hf_config else (None, None)
-    common = dict(model=model, pretrained_window_sizes=pretrained, hf_kwargs=hf_kwargs, path_text=str(source.path))
-    inferred = infer_config(state, **common)
-    resize_to = None
-    if img_size is not None or window_size is not None:
-        if inferred.origin in ("hf", "model", "name"):
-            resize_to = (img_size, window_size)
-        else:
-            try:
-                inferred = infer_config(state, img_size=img_size, window_size=window_size, **common)
-            except SwinError:
-                if inferred.origin != "tables":
-                    raise
-                resize_to = (img_size, window_size)  # V1: the tables fix the source window; this is a target
-    if resize_to is not None:
-        inferred.notes.append(f"the source is {_size_window(inferred.config)}; --size/--window resize it")
-    net = build_model(inferred.config, state, str(source.path))
-    net.class_names = names
-    net.preprocessing = _preprocessing(net.config, inferred.registry_name, model or str(source.path), source)
-    net.provenance = {
-        "source": str(source.path),
-        "source_layout": layout,
-        "source_sha256": _sha256(source.path),
-        "registry_name": inferred.registry_name,
-        "converted_by": f"swincli {__version__}",
-        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    return net, inferred.notes, dropped, resize_to
-
-
-def _size_window(config) -> str:
-    h, w = config.image_hw
-    size = str(h) if h == w else f"{h}x{w}"
-    return f"{size} px with windows {','.join(str(st.window[0]) for st in config.layout())}"
-
-
-def _preprocessing(config, registry_name: str | None, name_text: str, source: Source) -> Preprocessing:
-    prep = Preprocessing.for_config(config)
-    if source.hf_preprocessor:
-        p = source.hf_preprocessor
-        prep.crop_pct = float(p.get("crop_pct") or 1.0)  # ViTImageProcessor resizes straight to the size
-        prep.mean = tuple(p.get("image_mean", prep.mean))
-        prep.std = tuple(p.get("image_std", prep.std))
-        prep.interpolation = {0: "nearest", 2: "bilinear", 3: "bicubic"}.get(p.get("resample", 3), "bicubic")
-    elif registry_name:
-        entry = get_entry(registry_name)
-        tag = next((w for w in entry.weights if f".{w.tag}" in name_text or f"_{w.tag}" in name_text), None)
-        weights = tag or entry.default_weights
-        if weights is not None:
-            prep.crop_pct, prep.interpolation = weights.crop_pct, weights.interpolation
-            prep.mean, prep.std = weights.mean, weights.std
-    return prep
 
 
 def _check_source(net, source: Source, layout: str, check: bool | None) -> dict[str, Any] | None:
@@ -208,9 +150,24 @@ def _write(net, out: Path, to: str, report: ConvertReport, check: bool | None, f
         return
     target = {"official": lambda: to_official(state, net), "timm": lambda: to_timm(state),
               "torchvision": lambda: to_torchvision(state, net)}[to]()  # fmt: skip
+    if _folder_output(out, to):  # timm's Hub layout, which timm.create_model("local-dir:OUT") opens
+        with atomic_dir(out, replace=force) as tmp:
+            write_state(tmp / "model.safetensors", target, safetensors=True)
+            write_json(tmp / "config.json", timm_config(net))
+            report.check = _check_target(net, to, tmp / "model.safetensors", check)
+        report.sidecar = str(out / "config.json")
+        return
     with atomic_file(out) as tmp:
         write_state(tmp, target, wrap="model" if to == "official" else None, safetensors=out.suffix == ".safetensors")
         report.check = _check_target(net, to, tmp, check)
+        with atomic_file(sidecar_path(out)) as side:  # in place just before the weights: never weights without it
+            write_json(side, timm_config(net) if to == "timm" else swin_sidecar(net, to, out.name))
+    report.sidecar = str(sidecar_path(out))
+
+
+def _folder_output(out: Path, to: str) -> bool:
+    """hf always writes a folder; timm does for an OUT without an extension (or an existing folder)."""
+    return to == "hf" or (to == "timm" and (not out.suffix or out.is_dir()))
 
 
 def _check_target(net, to: str, path: Path, check: bool | None) -> dict[str, Any] | None:
@@ -259,14 +216,3 @@ def _architecture(net) -> dict[str, Any]:
         "params": sum(p.numel() for p in net.parameters()),
         "class_names": bool(net.class_names),
     }
-
-
-def _sha256(path: Path) -> str | None:
-    if path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
