@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from swincli.errors import CheckpointError, SwinError
 from swincli.fileio import atomic_file
 from swincli.models.config import SwinConfig, to_pair
+from swincli.models.config_check import check_preprocessing
 
 if TYPE_CHECKING:
     from swincli.models.swin import SwinTransformer
@@ -49,6 +50,7 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        check_preprocessing(data)
         return cls(
             input_size=to_pair(data.get("input_size", 224), "input_size"),
             crop_pct=float(data.get("crop_pct", DEFAULT_CROP_PCT)),

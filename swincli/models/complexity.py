@@ -97,3 +97,23 @@ def count_params(config: SwinConfig) -> int:
     if config.num_classes:
         total += nf * config.num_classes + config.num_classes
     return total
+
+
+def window_notes(config: SwinConfig) -> list[str]:
+    """A note when a requested window is clipped to a feature map it exceeds even at the stage before.
+
+    The last stages' routine clip (a 7-window on Swin-T's 7x7 map, 3 on the demo's 2x2) is the official
+    rule and goes unmentioned; ``--window 1000`` at 48 px, where every stage attends over its whole map,
+    does not.
+    """
+    layout, wanted = config.layout(), config.stage_windows
+    clipped = [
+        st for st in layout
+        if any(w > r and (st.index == 0 or w > layout[st.index - 1].resolution[i])
+               for i, (w, r) in enumerate(zip(wanted[st.index], st.resolution)))
+    ]  # fmt: skip
+    if not clipped:
+        return []
+    fmt = lambda p: str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"  # noqa: E731
+    stages = ", ".join(f"stage {st.index + 1} {fmt(wanted[st.index])} -> {fmt(st.window)}" for st in clipped)
+    return [f"window larger than the feature map, clipped to it ({stages}): those stages attend globally, without shift"]

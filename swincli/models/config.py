@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence, Union
 
 from swincli.errors import ConfigError
+from swincli.models.config_check import check_config_fields
 
 Pair = tuple[int, int]
 SizeLike = Union[int, Sequence[int]]
@@ -103,6 +104,7 @@ class SwinConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # reserved for forward-compatible fields
 
     def __post_init__(self) -> None:
+        check_config_fields(self)  # types and bounds first: nothing below may see nan, a string or 1e9 blocks
         self.depths = tuple(int(d) for d in self.depths)
         self.num_heads = tuple(int(h) for h in self.num_heads)
         for name in ("img_size", "window_size", "pretrained_window_sizes"):  # lists and tuples compare equal
