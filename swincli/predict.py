@@ -1,6 +1,8 @@
 """Classifying (or embedding) images: whatever files people have, in batches, never dying on one.
 
-Inputs are files, folders (recursively), glob patterns, or ``-`` for a list of paths on standard input.
+Inputs are files, folders (recursively), glob patterns, ``http(s)://`` URLs (downloaded once into the
+cache, :mod:`swincli.fetch`), or ``-`` for a list of paths on standard input. Only regular files are
+opened: a FIFO named ``x.png`` would block the reader forever, so it is an error line instead.
 Images are decoded in DataLoader workers with the checkpoint's own evaluation preprocessing, so a
 prediction equals what ``swin eval`` scores. A file that cannot be read yields one result with an
 ``error`` and the rest carry on.
@@ -22,6 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from swincli.checkpoint import Preprocessing
 from swincli.datasets.folder import IMAGE_SUFFIXES, load_rgb
 from swincli.datasets.transforms import eval_transform
+from swincli.fetch import FetchError, fetch, is_url
+from swincli.memory import ensure_fits, estimate
 
 
 @dataclass
@@ -36,15 +40,19 @@ class Prediction:
 
 
 def collect_inputs(inputs: Iterable[str], stdin=None) -> list[str]:
-    """Expand folders (recursively, image files only), globs and ``-``; keep unknown paths (they fail later)."""
+    """Expand folders (recursively, by image suffix), globs and ``-``; keep URLs, and unknown paths and
+    non-regular files (they become error lines later)."""
     out: list[str] = []
     for item in inputs:
         if item == "-":
             out += [line.strip() for line in (stdin or sys.stdin) if line.strip()]
             continue
+        if is_url(item):
+            out.append(item)
+            continue
         path = Path(item).expanduser()
         if path.is_dir():
-            out += [str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            out += [str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
         elif not path.exists() and glob.has_magic(item):
             matches = sorted(glob.glob(str(path), recursive=True))
             out += matches if matches else [item]
@@ -55,11 +63,12 @@ def collect_inputs(inputs: Iterable[str], stdin=None) -> list[str]:
 
 def describe_failure(path: str, exc: BaseException) -> str:
     """A short, user-facing reason a file could not be used."""
+    if isinstance(exc, FetchError):
+        return str(exc)
     p = Path(path)
-    if not p.exists():
-        return "no such file"
-    if p.is_dir():
-        return "is a directory"
+    reason = not_regular(p)
+    if reason:
+        return reason
     if p.stat().st_size == 0:
         return "empty file"
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
@@ -71,6 +80,16 @@ def describe_failure(path: str, exc: BaseException) -> str:
     return f"unreadable image ({type(exc).__name__}: {str(exc)[:80]})"
 
 
+def not_regular(path: Path) -> str | None:
+    """Why ``path`` cannot be opened as an image file without risk (None: a regular file). Checked before
+    opening: opening a FIFO blocks until a writer comes, a device may never end."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a directory"
+    return "not a regular file" if path.exists() else "no such file"
+
+
 class _Images(Dataset):
     def __init__(self, paths: list[str], transform) -> None:
         self.paths, self.transform = paths, transform
@@ -79,12 +98,17 @@ class _Images(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
+        local = self.paths[i]
         try:
+            local = str(fetch(local)) if is_url(local) else local
+            reason = not_regular(Path(local))
+            if reason:
+                return i, None, reason
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                return i, self.transform(load_rgb(self.paths[i])), None
+                return i, self.transform(load_rgb(local)), None
         except Exception as exc:  # noqa: BLE001 - every failure becomes a per-file error line
-            return i, None, describe_failure(self.paths[i], exc)
+            return i, None, describe_failure(local, exc)
 
 
 def _collate(items):
@@ -112,6 +136,9 @@ def predict(model, paths: list[str], top_k: int = 5, batch_size: int = 32, devic
     loader = DataLoader(_Images(paths, transform), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
     names = class_names(model) if not features and model.config.num_classes else []
     k = min(top_k, len(names)) if names else 0
+    need = estimate(model.config, min(batch_size, len(paths)), train=False, amp=amp is not None,
+                    weights=str(device) != "cpu")  # fmt: skip
+    ensure_fits(need, str(device), f"predicting in batches of {min(batch_size, len(paths))}", "a smaller --batch-size")
     model.eval().to(device)
     for indices, x, errors in loader:
         results: dict[int, Prediction] = {i: Prediction(paths[i], error=err) for i, err in errors}

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich import box
-
+from rich.markup import escape
 from rich.table import Table
 
 from swincli import api
@@ -57,7 +57,8 @@ def list_(
     for r in rows:
         tags = ", ".join(_TAGS.get(w.split(".", 1)[1], w.split(".", 1)[1]) for w in r["weights"]) or "-"
         size = f"{_size(r['img_size'])}/{_win(r['window_size'])}"
-        table.add_row(r["name"], ", ".join(r["aliases"]), size, f"{r['params'] / 1e6:.1f}M", f"{r['macs'] / 1e9:.1f}", tags)
+        table.add_row(escape(r["name"]), escape(", ".join(r["aliases"])), size, f"{r['params'] / 1e6:.1f}M",
+                      f"{r['macs'] / 1e9:.1f}", escape(tags))  # fmt: skip
     console = render.console()
     console.print(table)
     console.print("weights: 1k = ImageNet-1k, 22k = ImageNet-22k (21841 classes), 22k>1k = 22k pretrained, 1k fine-tuned")
@@ -70,7 +71,7 @@ def list_(
         loads.add_column("weights (Hugging Face Hub: timm/<weights>)", no_wrap=True)
         for name, target in weight_map().items():
             if name in names:
-                loads.add_row(name, target)
+                loads.add_row(escape(name), escape(target))
         console.print(loads)
 
 
@@ -83,7 +84,8 @@ def info(model: ModelArg, size: SizeOpt = None, window: WindowOpt = None, as_jso
         return
     console = render.console()
     cfg = data["config"]
-    console.print(f"[bold]{data['name']}[/bold]  {data['description']}" + (f"  (alias: {', '.join(data['aliases'])})" if data["aliases"] else ""))
+    alias = f"  (alias: {', '.join(data['aliases'])})" if data["aliases"] else ""
+    console.print(f"[bold]{escape(data['name'])}[/bold]  {escape(data['description'] + alias)}", highlight=False)
     console.print(
         f"Swin V{cfg['version']}, {_size(data['img_size'])} px, patch {cfg['patch_size']}, C={cfg['embed_dim']}, "
         f"depths {tuple(cfg['depths'])}, heads {tuple(cfg['num_heads'])}, {cfg['num_classes']} classes"
@@ -110,9 +112,26 @@ def info(model: ModelArg, size: SizeOpt = None, window: WindowOpt = None, as_jso
     for col in ("tag", "dataset", "classes", "top-1", "eval crop", "source"):
         weights.add_column(col)
     for w in data["weights"]:
-        mark = " [green](default)[/green]" if w["default"] else ""
+        mark = f" [green](--model {escape(model)})[/green]" if w["name"] == data["loads"] else ""
         weights.add_row(
-            w["name"].split(".", 1)[1] + mark, w["dataset"], str(w["num_classes"]), f"{w['top1']:.2f}" if w["top1"] else "-",
+            escape(w["name"].split(".", 1)[1]) + mark, w["dataset"], str(w["num_classes"]), f"{w['top1']:.2f}" if w["top1"] else "-",
             f"{w['crop_pct']:.3g} {w['interpolation']}", "Hugging Face Hub" if w["hf_hub_id"] else "official release",
         )  # fmt: skip
     console.print(weights)
+    _print_loads(console, model, data)
+
+
+def _print_loads(console, model: str, data: dict) -> None:
+    """The one weight ``--model NAME`` loads (predict, eval, finetune, convert), with its size and accuracy."""
+    if data["loads"] is None:
+        return
+    from swincli.models.registry import get_entry
+
+    w = next(w for w in data["weights"] if w["name"] == data["loads"])
+    native = get_entry(w["name"]).config  # the size the weights were trained at, whatever --size shows
+    top1 = f", top-1 {w['top1']:.2f}%" if w["top1"] else ""
+    console.print(
+        f"--model {escape(model)} loads [bold]{escape(w['name'])}[/bold]: {native['img_size']} px, window "
+        f"{native['window_size']}, {w['dataset']} ({w['num_classes']} classes){top1}",
+        highlight=False,
+    )

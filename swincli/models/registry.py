@@ -1,5 +1,6 @@
 """Named Swin variants: canonical names in timm's scheme, short aliases, and the weights each has.
 
+An alias is another spelling of exactly one canonical name, with the same meaning in every command.
 Canonical names match timm's exactly, so a public weight tag (``arch.tag``, e.g.
 ``swinv2_base_window12to24_192to384.ms_in22k_ft_in1k``) maps one to one onto an entry here. Like
 torchvision's weight enums, each weight carries what evaluating it needs: classes, eval
@@ -60,7 +61,8 @@ class ModelEntry:
 
     @property
     def default_weights(self) -> Weights | None:
-        """The best ImageNet-1k weight, else the first one."""
+        """The best ImageNet-1k weight, else the first one: what ``--model NAME`` loads for this entry's
+        name and every alias of it (an alias never means another entry's weights)."""
         ones = [w for w in self.weights if w.num_classes == 1000 and w.top1 is not None]
         return max(ones, key=lambda w: w.top1) if ones else (self.weights[0] if self.weights else None)
 
