@@ -1,0 +1,91 @@
+"""--resume refuses flags that would change the run, applies the safe ones; Ctrl-C saves and says how to resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from swincli.cli import main
+from swincli.engine.interrupt import StopRequest
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("resume") / "run"
+    assert main(["train", "--epochs", "2", "--max-steps", "1", "-o", str(run_dir), "-q"]) == 0
+    return run_dir
+
+
+def test_resume_refuses_flags_that_change_the_run(finished_run, capsys):
+    before = (finished_run / "args.json").read_bytes()
+    code = main(["train", "--resume", str(finished_run), "--epochs", "9", "--lr", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--lr 1 (the run has 0.002)" in err and "Traceback" not in err
+    assert (finished_run / "args.json").read_bytes() == before
+
+
+def test_resume_accepts_a_repeated_value_and_extends_epochs(tmp_path, finished_run, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    code = main(["train", "--resume", str(run_dir), "--epochs", "3", "--seed", "0", "--max-steps", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "extending the run from 2 to 3 epochs" in out
+    assert json.loads((run_dir / "args.json").read_text())["epochs"] == 3
+
+
+def test_resume_rules_on_settings():
+    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.resume_flags import apply_resume_flags, explicit_fields
+    from swincli.errors import SwinUsageError
+
+    saved = TrainConfig(model="swin-nano", epochs=8, lr=2e-3, seed=3, workers=0)
+    with pytest.raises(SwinUsageError, match="already completed 5 epochs"):
+        apply_resume_flags(saved, TrainConfig(epochs=4), ["epochs"], 5, "R")
+    with pytest.raises(SwinUsageError, match=r"--seed 0 \(the run has 3\)"):
+        apply_resume_flags(saved, TrainConfig(seed=0), ["seed"], 5, "R")  # explicit, though the default
+    with pytest.raises(SwinUsageError, match="continues in R"):
+        apply_resume_flags(saved, TrainConfig(output="elsewhere"), ["output"], 5, "R")
+    notes = apply_resume_flags(saved, TrainConfig(workers=2, device="cpu"), ["workers", "device"], 5, "R")
+    assert saved.workers == 2 and saved.device == "cpu" and len(notes) == 2
+    assert explicit_fields(TrainConfig(lr=1.0, seed=0)) == ["lr"]  # the Python API: what differs from defaults
+
+
+def test_stop_request_defers_the_first_signal_and_not_the_second():
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert stop.requested and stop.signal == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_saves_at_a_step_boundary_and_prints_the_resume_command(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "swincli", "train", "--epochs", "2", "-o", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    deadline = time.time() + 120
+    while not (run_dir / "args.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.5)  # into the first epoch (125 steps, ~10 s here)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("interrupted: SIGINT: stopped at a step boundary and saved the run at epoch 1/2, step ")
+    assert f"resume with: swin train --resume {run_dir}" in lines[-1] and "Traceback" not in err
+    from swincli.engine.state import load_resume
+
+    progress = load_resume(run_dir)["progress"]
+    assert progress["epoch"] == 0 and progress["step"] > 0
+    assert main(["train", "--resume", str(run_dir), "--max-steps", str(progress["step"] + 1)]) == 0
