@@ -43,7 +43,8 @@ def models_table(pattern: str | None = None, version: int | None = None, pretrai
 
 
 def model_info(name: str, img_size: Any = None, window_size: Any = None, num_classes: int | None = None) -> dict:
-    """Config, layout per stage, params, MACs per stage and known weights of a variant."""
+    """Config, layout per stage, params, MACs per stage and known weights of a variant; ``loads``: the
+    ``arch.tag`` that ``swin predict --model NAME`` loads for this very name."""
     entry = get_entry(name)
     config = entry.build_config(img_size=img_size, window_size=window_size, num_classes=num_classes)
     macs = count_macs(config)
@@ -78,7 +79,20 @@ def model_info(name: str, img_size: Any = None, window_size: Any = None, num_cla
         }
         for w in entry.weights
     ]
+    out["loads"] = _loads(name)
     return out
+
+
+def _loads(name: str) -> str | None:
+    """The ``arch.tag`` that ``swin predict --model NAME`` loads (None: no published weights)."""
+    from swincli.errors import SwinError
+    from swincli.hub import resolve_weights
+
+    try:
+        entry, weights = resolve_weights(name)
+    except SwinError:
+        return None
+    return f"{entry.name}.{weights.tag}"
 
 
 def environment() -> dict[str, Any]:
@@ -93,7 +107,7 @@ def train(reporter=None, **options: Any):
     from swincli.engine.recipe import TrainConfig
     from swincli.engine.trainer import train as run
 
-    return run(TrainConfig(**options), finetune=False, reporter=reporter)
+    return run(TrainConfig.from_dict(options), finetune=False, reporter=reporter, explicit=list(options))
 
 
 def finetune(reporter=None, **options: Any):
@@ -101,7 +115,7 @@ def finetune(reporter=None, **options: Any):
     from swincli.engine.recipe import TrainConfig
     from swincli.engine.trainer import train as run
 
-    return run(TrainConfig(**options), finetune=True, reporter=reporter)
+    return run(TrainConfig.from_dict(options), finetune=True, reporter=reporter, explicit=list(options))
 
 
 def evaluate(checkpoint: str, data: str, **options: Any) -> dict:

@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# a fixed thread count: training would otherwise choose it from the load, and bitwise comparisons need one
+os.environ.setdefault("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

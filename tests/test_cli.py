@@ -21,6 +21,18 @@ def test_help_does_not_import_torch():
     assert "models" in proc.stdout and "env" in proc.stdout and "Examples" in proc.stdout
 
 
+def test_shell_completion_completes_commands_and_options(capsys):
+    env = {**os.environ, "_SWIN_COMPLETE": "complete_bash", "COMP_WORDS": "swin pre", "COMP_CWORD": "1"}
+    swin = [sys.executable, "-m", "swincli"]
+    proc = subprocess.run(swin, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == ["predict"]
+    env.update(COMP_WORDS="swin predict --top", COMP_CWORD="2")
+    proc = subprocess.run(swin, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["--top-k"]
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "--install-completion" in out
+
+
 def test_python_m_and_version():
     proc = subprocess.run([sys.executable, "-m", "swincli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("swin ")

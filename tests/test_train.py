@@ -278,4 +278,4 @@ def test_finetune_by_published_name_offline(folder, tmp_path, capsys, monkeypatc
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("SWIN_CACHE", str(tmp_path / "cache"))
     code, _, err = run_cli(capsys, "finetune", "--model", "swinv2-b", "--data", str(folder), "--quiet")
-    assert code == 1 and "swinv2_base_window12to24_192to384.ms_in22k_ft_in1k" in err
+    assert code == 1 and "swinv2_base_window8_256.ms_in1k" in err

@@ -69,6 +69,7 @@ def build_app(warn=None) -> typer.Typer:
     """The root app with every discovered command mounted; ``warn`` receives one line per skipped plugin."""
     warn = warn or (lambda line: typer.echo(f"warning: {line}", err=True))
     app = typer_factory(
+        add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
         help=_root.__doc__,
         epilog=examples(
             "swin models list 'swinv2*'",

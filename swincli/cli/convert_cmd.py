@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from swincli.cli import render
 from swincli.cli.options import JsonOpt, SizeOpt, WindowOpt, parse_size, parse_window
+from swincli.limits import CLASSES
 
 
 class From(str, Enum):
@@ -34,7 +36,9 @@ class To(str, Enum):
 
 def convert(
     src: Annotated[Path, typer.Argument(help="Weight file (.pth/.pt/.bin/.safetensors) or Hugging Face model folder.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (a folder for --to hf).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=(
+        "Output file (a folder for --to hf, or --to timm without an extension). "
+        "official/timm/torchvision files get OUT.json: size, window, classes, preprocessing."))],  # fmt: skip
     from_: Annotated[From, typer.Option("--from", help="Source layout; auto recognises it from the keys.")] = From.auto,
     to: Annotated[To, typer.Option("--to", help="Target layout.")] = To.swin,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name giving size and windows.")] = None,
@@ -45,7 +49,7 @@ def convert(
     ] = None,
     num_classes: Annotated[
         Optional[int],
-        typer.Option("--num-classes", help="New head size (21841 -> 1000 keeps the official 22k -> 1k rows)."),
+        typer.Option("--num-classes", **CLASSES.option("New head size (21841 -> 1000 keeps the official 22k -> 1k rows).")),
     ] = None,
     check: Annotated[
         Optional[bool],
@@ -86,7 +90,7 @@ def _render(report) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("source", f"{report.source}  ({NAMES[report.source_layout]} layout)")
+    table.add_row("source", f"{escape(str(report.source))}  ({NAMES[report.source_layout]} layout)")
     windows = ",".join(map(str, arch["windows"]))
     pre = f", pretrained windows {','.join(map(str, arch['pretrained_windows']))}" if arch["pretrained_windows"] else ""
     table.add_row(
@@ -97,13 +101,13 @@ def _render(report) -> None:
     )
     table.add_row("tensors", f"{report.tensors} mapped" + (f", {report.dropped} derived buffers dropped (rebuilt on load)" if report.dropped else ""))
     for note in report.notes:
-        table.add_row("note", f"[yellow]{note}[/yellow]")
+        table.add_row("note", f"[yellow]{escape(note)}[/yellow]")
     if report.check:
         c = report.check
         if c["max_rel_diff"] is None:
-            table.add_row("check", f"skipped: {c['note']}")
+            table.add_row("check", f"skipped: {escape(str(c['note']))}")
         else:
-            extra = f" ({c['note']})" if c.get("note") else ""
+            extra = f" ({escape(c['note'])})" if c.get("note") else ""
             table.add_row("check", f"[green]logits match {c['library']}[/green]: max relative difference {c['max_rel_diff']:.1e}{extra}")
     for r in report.onnx_checks:
         table.add_row("onnx check", f"[green]batch {r['batch']}[/green] (traced at 2): max relative difference {r['max_rel_diff']:.1e}")
@@ -112,7 +116,9 @@ def _render(report) -> None:
         resize = report.resize
         console.print(render.resize_table(resize))
         for line in ([resize["ape"]] if resize.get("ape") else []) + resize.get("padding", []):
-            console.print(f"[yellow]{line}[/yellow]")
+            console.print(f"[yellow]{escape(line)}[/yellow]")
     named = {"onnx": "ONNX model", "hf": "Hugging Face model folder", "swin": "swincli checkpoint"}
     what = named[report.target] if report.target in named else f"{NAMES[report.target]} state dict"
-    console.print(f"Saved the {what} to [bold]{report.output}[/bold]")
+    console.print(f"Saved the {what} to [bold]{escape(str(report.output))}[/bold]")
+    if report.sidecar:  # what the weights cannot carry (docs/convert.md: the sidecar)
+        console.print(f"Saved its image size, windows, class names and preprocessing to [bold]{escape(report.sidecar)}[/bold]")

@@ -11,10 +11,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from swincli.cli import render
-from swincli.cli.options import SizeOpt, WindowOpt, parse_size, parse_window
+from swincli.cli.options import SizeOpt, WindowOpt, parse_amp, parse_device, parse_size, parse_window
+from swincli.limits import BATCH, TOP_K, WORKERS
 
 DEFAULT_MODEL = "swinv2-t"
 
@@ -23,15 +25,16 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help="Images, folders (recursive), globs, or - to read paths from stdin.")],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Published weights by name (default {DEFAULT_MODEL}).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="Your weights (any layout swin convert reads).")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes per image.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", **TOP_K.option("Classes per image."))] = 5,
     size: SizeOpt = None,
     window: WindowOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch.")] = 32,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Decoding processes.")] = 2,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", **BATCH.option("Images per batch."))] = 32,
+    workers: Annotated[int, typer.Option("--workers", "-j", **WORKERS.option("Decoding processes."))] = 2,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda (default: cuda if available).")] = None,
     amp: Annotated[Optional[str], typer.Option("--amp", help="bf16 or none.")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json (one object per line) or csv.")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file.")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--format", help="table, json (one object per line) or csv (default: by the -o extension .csv/.json/.jsonl, else table).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file (complete or not at all).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing -o file.")] = False,
     features: Annotated[bool, typer.Option("--features", help="Write pooled embeddings (.npy) instead of classes.")] = False,
     offline: Annotated[bool, typer.Option("--offline", help="Never download: use cached weights only.")] = False,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of published weights.")] = None,
@@ -40,37 +43,43 @@ def predict(
     import torch
 
     from swincli.errors import SwinUsageError
+    from swincli.fileio import check_writable_target
+    from swincli.device import pick_device
     from swincli.predict import collect_inputs, predict as run
 
-    if output_format not in ("table", "json", "csv"):
-        raise SwinUsageError(f"--format must be table, json or csv, got {output_format!r}")
+    dev, amp = pick_device(parse_device(device)), parse_amp(amp, ("bf16", "none"))  # before the model loads
+    output_format = _output_format(output_format, None if features else output)
+    output = (output or Path("features.npy")) if features else output
+    for target in (output, _names_file(output) if features else None):  # refused before the model loads
+        if target is not None:
+            check_writable_target(target, force)
     if model and checkpoint:
         raise SwinUsageError("--model and --checkpoint are alternatives")
     note = render.console(stderr=True)
     net = _load(model, checkpoint, parse_size(size), parse_window(window), revision, offline, note)
     for line in net.load_notes:
-        note.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+        note.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False)
     if net.resize_report is not None and net.resize_report.changed:
         note.print(render.resize_table(net.resize_report.to_dict()))
     paths = collect_inputs(inputs)
     if not paths:
         raise SwinUsageError("no images found in the inputs", hint="pass image files, folders or globs")
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {"bf16": torch.bfloat16, "none": None, None: None}.get(amp)
+    dtype = {"bf16": torch.bfloat16, "none": None, None: None}[amp]
     progress = _progress(len(paths), batch_size)
     results = run(net, paths, top_k, batch_size, dev, dtype, workers, features,
                   on_batch=(lambda n: progress.advance(progress.task_ids[0], n)) if progress else None)  # fmt: skip
     try:
         if features:
-            output = output or Path("features.npy")
             failed = _write_features(results, output, note)
+        elif output is not None:
+            failed = _emit_to_file(results, output_format, output)
         else:
-            failed = _emit(results, output_format, output)
+            failed = _emit(results, output_format, None)
     finally:
         if progress:
             progress.stop()
     if output:
-        note.print(f"results saved to [bold]{output}[/bold]", highlight=False)
+        note.print(f"results saved to [bold]{escape(str(output))}[/bold]", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -81,6 +90,28 @@ predict.examples = [
     "find . -name '*.jpg' | swin predict - --format csv -o preds.csv",
     "swin predict 'shots/*.png' --features -o embeddings.npy",
 ]
+
+
+FORMATS = ("table", "json", "csv")
+BY_EXTENSION = {".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+def _output_format(given: str | None, output: Path | None) -> str:
+    """--format as given; else the -o file's extension (x.csv, x.json, x.jsonl) says it; else a table."""
+    from swincli.errors import SwinUsageError
+
+    if given is not None and given not in FORMATS:
+        raise SwinUsageError(f"--format must be table, json or csv, got {given!r}")
+    implied = BY_EXTENSION.get(output.suffix.lower()) if output is not None else None
+    if given is not None and implied is not None and given != implied:
+        raise SwinUsageError(f"--format {given} contradicts the name {output.name}",
+                             hint=f"drop --format: a {output.suffix} file gets {implied}; or rename the file")  # fmt: skip
+    return given or implied or "table"
+
+
+def _names_file(features: Path) -> Path:
+    """The row order of an embeddings file: ``emb.npy`` -> ``emb.npy.paths.txt``."""
+    return Path(str(features) + ".paths.txt")
 
 
 def _progress(total: int, batch_size: int):
@@ -113,39 +144,42 @@ def _load(model: str | None, checkpoint: str | None, size, window, revision: str
     return net
 
 
-def _emit(results, fmt: str, output: Path | None) -> bool:
-    """Print (or write) each result as it comes; returns whether any input failed."""
+def _emit_to_file(results, fmt: str, output: Path) -> bool:
+    """Stream into a temporary file beside ``output``, renamed over it at the end: Ctrl-C keeps the old file."""
+    from swincli.fileio import atomic_file
+
+    with atomic_file(output) as tmp, open(tmp, "w", newline="") as stream:
+        return _emit(results, fmt, stream)
+
+
+def _emit(results, fmt: str, stream) -> bool:
+    """Print (or write to ``stream``) each result as it comes; returns whether any input failed."""
     failed = False
-    stream = open(output, "w", newline="") if output else None
     console = render.console(stderr=False) if stream is None else None
     err = render.console(stderr=True)
     writer = csv.writer(stream or sys.stdout) if fmt == "csv" else None
     if writer:
         writer.writerow(["path", "rank", "index", "label", "prob", "error"])
-    try:
-        for r in results:
-            failed = failed or r.error is not None
-            if r.error and fmt == "table":
-                err.print(f"{r.path}: {r.error}", highlight=False, markup=False)
-            elif fmt == "json":
-                line = json.dumps(r.to_dict())
-                print(line, file=stream) if stream else typer.echo(line)
-            elif fmt == "csv":
-                if r.error:
-                    writer.writerow([r.path, "", "", "", "", r.error])
-                for rank, e in enumerate(r.top_k or [], 1):
-                    writer.writerow([r.path, rank, e["index"], e["label"], f"{e['prob']:.6f}", ""])
+    for r in results:
+        failed = failed or r.error is not None
+        if r.error and fmt == "table":
+            err.print(f"{r.path}: {r.error}", highlight=False, markup=False)
+        elif fmt == "json":
+            line = json.dumps(r.to_dict())
+            print(line, file=stream) if stream else typer.echo(line)
+        elif fmt == "csv":
+            if r.error:
+                writer.writerow([r.path, "", "", "", "", r.error])
+            for rank, e in enumerate(r.top_k or [], 1):
+                writer.writerow([r.path, rank, e["index"], e["label"], f"{e['prob']:.6f}", ""])
+        else:
+            table = _table(r)
+            if stream:
+                buffer = io.StringIO()
+                Console(file=buffer, width=render.PIPE_WIDTH).print(table)
+                stream.write(buffer.getvalue())
             else:
-                table = _table(r)
-                if stream:
-                    buffer = io.StringIO()
-                    Console(file=buffer, width=render.PIPE_WIDTH).print(table)
-                    stream.write(buffer.getvalue())
-                else:
-                    console.print(table)
-    finally:
-        if stream:
-            stream.close()
+                console.print(table)
     return failed
 
 
@@ -159,7 +193,7 @@ def _table(r):
     table.add_column("prob", justify="right")
     table.add_column("", min_width=20)
     for rank, e in enumerate(r.top_k or [], 1):
-        table.add_row(str(rank), e["label"], f"{e['prob']:.1%}", "[green]" + "█" * max(1, round(e["prob"] * 20)) + "[/green]")
+        table.add_row(str(rank), Text(e["label"]), f"{e['prob']:.1%}", "[green]" + "█" * max(1, round(e["prob"] * 20)) + "[/green]")
     return Group(Text(r.path, style="bold", overflow="fold"), table)
 
 
@@ -176,10 +210,10 @@ def _write_features(results, path: Path, note) -> bool:
         else:
             rows.append(r.features.numpy())
             names.append(r.path)
-    if rows:
-        with atomic_file(path) as tmp:
+    if rows:  # each file is renamed into place only once both are written
+        with atomic_file(path) as tmp, atomic_file(_names_file(path)) as tmp_names:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.stack(rows))
-        Path(str(path) + ".paths.txt").write_text("".join(n + "\n" for n in names))
-        note.print(f"{len(rows)} embeddings of dimension {rows[0].shape[0]} (row order in {path}.paths.txt)")
+            tmp_names.write_text("".join(n + "\n" for n in names))
+        note.print(f"{len(rows)} embeddings of dimension {rows[0].shape[0]} (row order in {path}.paths.txt)", markup=False)
     return failed

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from swincli.cli import render
-from swincli.cli.options import SizeOpt, WindowOpt, parse_size, parse_window
+from swincli.cli.options import SizeOpt, WindowOpt, parse_amp, parse_device, parse_size, parse_window
+from swincli.limits import BATCH, ITERS
 
 
 def profile(
@@ -18,35 +20,30 @@ def profile(
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="Profile this checkpoint's model.")] = None,
     size: SizeOpt = None,
     window: WindowOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch.")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", **BATCH.option("Images per batch."))] = 8,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
     gpu: Annotated[bool, typer.Option("--gpu", help="Same as --device cuda.")] = False,
     amp: Annotated[Optional[str], typer.Option("--amp", help="bf16, fp16 or none (default none).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile(fullgraph=True) first.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="inference, train or both.")] = "inference",
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first.")] = 5,
-    iters: Annotated[int, typer.Option("--iters", help="Timed iterations (0: only count params and MACs).")] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", **ITERS.option("Untimed iterations first."))] = 5,
+    iters: Annotated[int, typer.Option("--iters", **ITERS.option("Timed iterations (0: only count params and MACs)."))] = 20,
     attention: Annotated[bool, typer.Option("--attention", help="The paper's Table 5: four attention schemes.")] = False,
     compare: Annotated[Optional[str], typer.Option("--compare", help="timm: same weights, same input, same run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG: throughput vs batch size, or the attention bars.")] = None,
 ) -> None:
     """Measure a Swin model: parameters, MACs per stage, throughput, latency and peak memory."""
-    import torch
-
-    from swincli.errors import SwinError, SwinUsageError
+    from swincli.device import pick_device
+    from swincli.errors import SwinUsageError
     from swincli.profiling.runner import profile as run
 
     if mode not in ("inference", "train", "both"):
         raise SwinUsageError(f"--mode must be inference, train or both, got {mode!r}")
     if compare not in (None, "timm"):
         raise SwinUsageError(f"--compare supports timm, got {compare!r}")
-    if gpu:
-        device = "cuda"
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SwinError("no CUDA GPU is available to this process", hint="run on a machine with a GPU, or use --device cpu")
+    device = pick_device("cuda" if gpu else parse_device(device))
+    amp = parse_amp(amp)
     net = _model(model, checkpoint, size, window)
     report = run(net, batch_size, device, amp, compile, mode, warmup, iters, attention, compare)
     report["model"] = model or checkpoint or "swin-t"
@@ -97,7 +94,7 @@ def _plot(net, report, path, device, amp, warmup, iters) -> None:
 def _render(r: dict) -> None:
     console = render.console()
     console.print(
-        f"[bold]{r['model']}[/bold]  {'x'.join(map(str, r['img_size']))} px, batch {r['batch_size']}, {r['dtype']}, "
+        f"[bold]{escape(str(r['model']))}[/bold]  {'x'.join(map(str, r['img_size']))} px, batch {r['batch_size']}, {r['dtype']}, "
         f"{r['device']}" + (", compiled" if r["compiled"] else ""), highlight=False,
     )  # fmt: skip
     console.print(f"[bold]{r['params'] / 1e6:.2f}M[/bold] params   [bold]{r['macs'] / 1e9:.2f} GMACs[/bold] per image "

@@ -10,8 +10,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from swincli.cli.app import Command
-from swincli.cli.options import SizeOpt, WindowOpt, parse_size, parse_window
+from swincli.cli.options import SizeOpt, WindowOpt, parse_amp, parse_device, parse_size, parse_window
 from swincli.errors import SwinUsageError
+from swincli.limits import TRAIN
 
 P_DATA, P_SCHED, P_AUG, P_RUN, P_DIST = "Data and model", "Schedule", "Regularisation", "Run", "Memory and scale"
 
@@ -20,7 +21,15 @@ GIVEN = ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _opt(*names: str, help: str, panel: str, **kw):
-    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+    """An option in its help panel; a numeric one gets its domain from :data:`swincli.limits.TRAIN` (shared
+    with config files and ``TrainConfig``), so a bad value is a usage error before anything starts."""
+    domain = TRAIN.get(names[0].lstrip("-").replace("-", "_"))
+    if domain is not None:
+        kw.update(domain.option(help))
+        kw.pop("min", None), kw.pop("max", None)  # the domain's callback checks (and words) the range
+    else:
+        kw["help"] = help
+    return typer.Option(*names, rich_help_panel=panel, **kw)
 
 
 def run(
@@ -55,10 +64,12 @@ def run(
     fsdp: Annotated[bool, _opt("--fsdp", help="Shard params, grads, optimizer state (FSDP2) under torchrun.", panel=P_DIST)] = False,
     zero: Annotated[bool, _opt("--zero", help="Shard optimizer state (ZeRO-1) under torchrun.", panel=P_DIST)] = False,
     compile: Annotated[bool, _opt("--compile", help="torch.compile the model.", panel=P_DIST)] = False,
-    workers: Annotated[Optional[int], _opt("--workers", "-j", help="Data loading processes.", panel=P_RUN)] = None,
+    workers: Annotated[Optional[int], _opt("--workers", "-j", help="Data loading processes (default: 0 for in-memory data, else by the free cores).", panel=P_RUN)] = None,
+    threads: Annotated[Optional[int], _opt("--threads", help="Torch compute threads (default: the cores no other process keeps busy at the start; saved with the run).", panel=P_RUN, min=1, max=4096)] = None,
     seed: Annotated[int, _opt("--seed", help="Seed: a CPU run is reproducible bit for bit.", panel=P_RUN)] = 0,
     device: Annotated[Optional[str], _opt("--device", help="cpu, cuda, cuda:1 (default: cuda if available).", panel=P_RUN)] = None,
     output: Annotated[Optional[str], _opt("--output", "-o", help="Run directory (default runs/train/expN).", panel=P_RUN)] = None,
+    force: Annotated[bool, _opt("--force", help="Start over in an -o directory that holds an earlier run (its run files are replaced, nothing else).", panel=P_RUN)] = False,
     resume: Annotated[Optional[str], _opt("--resume", help="Continue the run in this directory.", panel=P_RUN)] = None,
     save_every: Annotated[Optional[int], _opt("--save-every", help="Also save the resume state every N steps.", panel=P_RUN)] = None,
     recipe: Annotated[Optional[str], _opt("--recipe", help="official, finetune or demo (default: by data and command).", panel=P_RUN)] = None,
@@ -78,17 +89,21 @@ def _run(ctx: typer.Context, finetune: bool) -> None:
 
     options = dict(ctx.params)  # every option of ``run``, by parameter name, as parsed
     config_file = options.pop("config")
+    explicit = [k for k in options if (s := ctx.get_parameter_source(k)) is not None and s.name in GIVEN]
     if config_file is not None:
-        options.update(_from_config_file(ctx, config_file))
+        from_file = _from_config_file(ctx, config_file)
+        options.update(from_file)
+        explicit += list(from_file)
     quiet = options.pop("quiet")
     options["size"] = parse_size(options["size"]) if isinstance(options["size"], str) else options["size"]
     options["window"] = parse_window(options["window"]) if isinstance(options["window"], str) else options["window"]
+    options["amp"], options["device"] = parse_amp(options["amp"]), parse_device(options["device"])
     if not finetune and options["checkpoint"] is not None:
         raise SwinUsageError("-c/--checkpoint starts from trained weights",
                              hint="use swin finetune -c CK; a config file is --config FILE")  # fmt: skip
     if finetune and options["checkpoint"] is None and options["model"] is None:
         raise SwinUsageError("finetune needs --checkpoint CK (or --model NAME for published weights)")
-    train_run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet))
+    train_run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet), explicit=explicit)
 
 
 def _from_config_file(ctx: typer.Context, path: Path | str) -> dict[str, Any]:
@@ -108,8 +123,20 @@ def _from_config_file(ctx: typer.Context, path: Path | str) -> dict[str, Any]:
     for key, value in values.items():
         source = ctx.get_parameter_source(key)
         if source is None or source.name not in GIVEN:
-            out[key] = value
+            out[key] = _size_or_window(path, key, value) if key in ("size", "window") else value
     return out
+
+
+def _size_or_window(path: Path | str, key: str, value: Any):
+    """``size: 384``, ``size: [256, 320]``, ``window: [12, 12, 12, 6]`` or their string forms, checked like the flag."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = ",".join("x".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
+    try:
+        return (parse_size if key == "size" else parse_window)(str(value))
+    except SwinUsageError as exc:
+        raise SwinUsageError(f"{path}: {exc.message}", hint=exc.hint) from None
 
 
 train = Command(

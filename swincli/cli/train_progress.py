@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from swincli.cli import render
@@ -22,10 +23,10 @@ class TrainReporter(Reporter):
 
     def note(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(f"[yellow]note:[/yellow] {text}", highlight=False)
+            self.console.print(f"[yellow]note:[/yellow] {escape(text)}", highlight=False)
 
     def warn(self, text: str) -> None:
-        self.err.print(f"[bold yellow]warning:[/bold yellow] {text}", highlight=False)
+        self.err.print(f"[bold yellow]warning:[/bold yellow] {escape(text)}", highlight=False)
 
     def start(self, info: dict) -> None:
         import os
@@ -34,9 +35,9 @@ class TrainReporter(Reporter):
         if self.quiet or not self.main:
             return
         self.console.print(
-            f"training {info['model']} on {info['train_images']:,} images ({info['classes']} classes, "
+            f"training {escape(str(info['model']))} on {info['train_images']:,} images ({info['classes']} classes, "
             f"{info['val_images']:,} for validation), {info['epochs']} epochs x {info['steps_per_epoch']} steps, "
-            f"{info['device']}" + (f" x {info['world_size']} processes" if info["world_size"] > 1 else ""),
+            f"{escape(str(info['device']))}" + (f" x {info['world_size']} processes" if info["world_size"] > 1 else ""),
             highlight=False,
         )
 
@@ -70,11 +71,14 @@ class TrainReporter(Reporter):
             highlight=False,
         )
 
-    def finish(self, result: TrainResult) -> None:
+    def abort(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def finish(self, result: TrainResult) -> None:
+        self.abort()
         if not self.main:
             return
         best = f"best val acc1 {result.best_acc1:.2f}%, " if result.best_acc1 is not None else ""
-        self.console.print(f"{best}results saved to [bold]{result.run_dir}[/bold]", highlight=False)
+        self.console.print(f"{best}results saved to [bold]{escape(str(result.run_dir))}[/bold]", highlight=False)

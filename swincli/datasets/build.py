@@ -41,6 +41,7 @@ class Data:
     std: tuple[float, float, float] = IMAGENET_STD
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    in_memory: bool = False  # decoded arrays, not files: loader workers would only add copies
 
 
 def cache_dir() -> Path:
@@ -52,7 +53,7 @@ def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: in
         from swincli.datasets.shapes import make_datasets
 
         tr, va = make_datasets(size=size, seed=seed, cache=True)
-        return Data(tr, va, list(tr.classes), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        return Data(tr, va, list(tr.classes), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), in_memory=True)
     if data.lower() in TORCHVISION and not Path(data).exists():
         return _torchvision(data.lower())
     root = Path(data).expanduser()
@@ -66,13 +67,20 @@ def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: in
     return out
 
 
+def eval_folder(data: str) -> Path | None:
+    """The folder ``swin eval --data`` reads (``DIR/val`` if present, else DIR); None for a torchvision name."""
+    if data.lower() in TORCHVISION and not Path(data).exists():
+        return None
+    root = Path(data).expanduser()
+    return root / "val" if (root / "val").is_dir() else root
+
+
 def eval_data(data: str, classes: list[str] | None) -> tuple[Dataset, list[str]]:
     """The evaluation set of ``--data``: ``DIR/val`` if present, else the whole tree (or the test split)."""
-    if data.lower() in TORCHVISION and not Path(data).exists():
+    folder = eval_folder(data)
+    if folder is None:
         built = _torchvision(data.lower())
         return built.val, built.classes
-    root = Path(data).expanduser()
-    folder = root / "val" if (root / "val").is_dir() else root
     ds = ImageFolder(folder, classes=classes)
     _report_skipped(ds, [])
     return ds, ds.classes
@@ -143,7 +151,7 @@ def _torchvision(name: str) -> Data:
 
     train, val = make(True), make(False)
     classes = list(getattr(train, "classes", None) or [str(i) for i in range(len(set(_targets(train))))])
-    return Data(train, val, classes)
+    return Data(train, val, classes, in_memory=getattr(train, "data", None) is not None)  # CIFAR, STL10: arrays
 
 
 def _targets(ds) -> list[int]:

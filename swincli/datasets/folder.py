@@ -14,6 +14,7 @@ from typing import Callable
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from swincli.datasets.unreadable import Unreadable, reason
 from swincli.errors import SwinError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -53,6 +54,11 @@ def probe(path: Path) -> str | None:
         return f"{type(exc).__name__}: {str(exc)[:80]}" if str(exc) else type(exc).__name__
 
 
+def class_folders(root: Path) -> list[str]:
+    """The class names of ``root/<class>/<image>``: its visible sub-folders, sorted."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 class ImageFolder(Dataset):
     """``root/<class>/<image>``; classes sorted by name, unreadable images skipped and counted."""
 
@@ -61,7 +67,7 @@ class ImageFolder(Dataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise SwinError(f"no such data folder: {self.root}", hint="expected DIR/<class>/<image> folders")
-        found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = class_folders(self.root)
         self.classes = classes if classes is not None else found
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
         self.transform = transform
@@ -71,7 +77,10 @@ class ImageFolder(Dataset):
             if name not in self.class_to_idx:
                 continue
             for path in sorted((self.root / name).rglob("*")):
-                if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
+                    continue
+                if not path.is_file():  # a FIFO, socket or device: opening it could block forever
+                    self.skipped.append((path, "not a regular file" if path.exists() else "broken link"))
                     continue
                 reason = probe(path) if check else None
                 if reason:
@@ -88,5 +97,8 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        image = load_rgb(path)
+        try:
+            image = load_rgb(path)
+        except Exception as exc:  # noqa: BLE001 - passed the header check, fails in its pixels: skip it
+            return Unreadable(str(path), reason(exc)), label
         return (self.transform(image) if self.transform else image), label

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode, v2
 
+from swincli.datasets.unreadable import Unreadable
 from swincli.errors import SwinUsageError
 
 INTERPOLATION = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
@@ -99,6 +100,8 @@ class Augmented(Dataset):
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
+        if isinstance(image, Unreadable):
+            return image, label
         # the CPU generator directly: torch.manual_seed() also seeds every accelerator backend and
         # records stack traces for lazy initialisation, ~1.5 ms a call, which would dominate the loading
         torch.default_generator.manual_seed(mix_seed(self.seed, self.epoch, index))
@@ -116,7 +119,7 @@ class Transformed(Dataset):
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
-        return self.transform(image), label
+        return (image if isinstance(image, Unreadable) else self.transform(image)), label
 
 
 class BatchMix:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from swincli.errors import SwinError
+
+T = TypeVar("T")
+
+from swincli.device import pick_device
 
 
 @dataclass
@@ -36,9 +43,7 @@ def setup(device: str | None) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = torch.device(pick_device(device))  # a missing GPU or an unknown name: one line, before any work
     if dev.type == "cuda":
         dev = torch.device("cuda", local if dev.index is None else dev.index)
         torch.cuda.set_device(dev)
@@ -82,6 +87,34 @@ def gather_rng(ctx: Dist) -> list[torch.Tensor]:
     states: list = [None] * ctx.world_size
     dist.all_gather_object(states, state)
     return states
+
+
+def on_main(fn: Callable[[], T], ctx: Dist) -> T | None:
+    """Run ``fn`` on rank 0 only (file system work); its error reaches every rank, which would otherwise wait
+    for rank 0 forever. Rank 0 gets the result, the others None."""
+    result, failure = None, None
+    if ctx.main:
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+            failure = exc
+    if ctx.enabled:
+        box = [None if failure is None else (str(getattr(failure, "message", failure)), getattr(failure, "hint", None))]
+        dist.broadcast_object_list(box, src=0)
+        if box[0] is not None and not ctx.main:
+            raise SwinError(*box[0])
+    if failure is not None:
+        raise failure
+    return result
+
+
+def broadcast_object(value: Any, ctx: Dist) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not ctx.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(ctx: Dist) -> None:

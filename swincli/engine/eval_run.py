@@ -1,19 +1,27 @@
-"""``swin eval``: a checkpoint (any layout) on a labelled folder or dataset, with its own preprocessing."""
+"""``swin eval``: a checkpoint (any layout) on a labelled folder or dataset, with its own preprocessing.
+
+Images are scored against the output their class name has in the checkpoint (:mod:`swincli.engine.class_match`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from swincli.checkpoint import Preprocessing
-from swincli.datasets.build import eval_data
+from swincli.datasets.build import eval_data, eval_folder
+from swincli.datasets.folder import class_folders
 from swincli.datasets.transforms import Transformed, eval_transform
 from swincli.engine import distributed as D
+from swincli.engine.class_match import Relabeled, match_classes
 from swincli.engine.evaluate import evaluate
-from swincli.errors import SwinError
+from swincli.memory import ensure_fits, estimate
 
 
 def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_size: int = 64, workers: int = 2,
-             device: str | None = None, amp: str | None = None, model_name: str | None = None) -> dict[str, Any]:  # fmt: skip
+             device: str | None = None, amp: str | None = None, model_name: str | None = None,
+             remap: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Accuracy and loss; ``metrics["notes"]`` says what was assumed or left out (``remap``: score only the
+    classes the data and the checkpoint share, matched by name)."""
     from swincli.engine.trainer import _amp_dtype
     from swincli.inference import optimize_for_inference
     from swincli.loader import load
@@ -23,18 +31,37 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         model = load(checkpoint, img_size=img_size, window_size=window_size, model=model_name)
         optimize_for_inference(model)
         prep = model.preprocessing or Preprocessing.for_config(model.config)
-        dataset, classes = eval_data(data, model.class_names)
-        if model.class_names is None and len(classes) != model.config.num_classes:
-            raise SwinError(f"{data} has {len(classes)} classes but the model predicts {model.config.num_classes}",
-                            hint="evaluate on data with the model's classes")  # fmt: skip
+        dataset, match = _labelled(data, model.class_names, model.config.num_classes, remap)
         ds = Transformed(dataset, eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation))
+        need = estimate(model.config, batch_size, train=False, amp=_amp_dtype(amp, ctx.device) is not None,
+                        weights=ctx.device.type != "cpu")  # fmt: skip
+        ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")
         model.to(ctx.device)
         metrics = evaluate(model, ds, batch_size, ctx, _amp_dtype(amp, ctx.device), workers, model.config.num_classes)
-        names = model.class_names or classes
+        names = model.class_names or list(match.index)
         for row in metrics["per_class"]:
             row["class"] = names[row["index"]] if row["index"] < len(names) else str(row["index"])
         metrics["resized"] = bool(model.resize_report and model.resize_report.changed)
         metrics["input_size"] = list(model.config.image_hw)
+        metrics["notes"] = list(model.load_notes) + match.notes  # what loading assumed, then class matching
         return metrics
     finally:
         D.teardown(ctx)
+
+
+def _labelled(data: str, names: list[str] | None, num_classes: int, remap: bool):
+    """The evaluation images with model-output labels, and how classes were matched. Class folders are
+    matched before any image is indexed: a mismatch is refused at once, skipped folders are never read."""
+    folder = eval_folder(data)
+    if folder is not None and folder.is_dir() and class_folders(folder):
+        found = class_folders(folder)
+        match = match_classes(found, names, num_classes, remap, str(folder))
+        kept = [c for c in found if c in match.index]
+        dataset, _ = eval_data(data, kept)
+        if dataset.skipped:
+            first = ", ".join(f"{p.name} ({why})" for p, why in dataset.skipped[:3])
+            match.notes.append(f"skipped {len(dataset.skipped)} unreadable image(s) in {folder}: {first}")
+        return Relabeled(dataset, kept, match), match
+    dataset, found = eval_data(data, None)  # a torchvision dataset, or a folder that will say what is wrong
+    match = match_classes(found, names, num_classes, remap, data)
+    return Relabeled(dataset, found, match, getattr(dataset, "targets", None)), match

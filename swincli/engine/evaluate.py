@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from swincli.datasets.unreadable import Unreadable, collate
 from swincli.engine.distributed import Dist, all_sum
 
 
@@ -41,17 +42,23 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp
              workers: int = 0, num_classes: int | None = None, on_batch=None) -> dict[str, Any]:  # fmt: skip
     sampler = EvalSampler(len(dataset), ctx.rank, ctx.world_size)
     # own generator: creating the iterator must not consume the global RNG (exact resume depends on it)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
                         generator=torch.Generator().manual_seed(0))  # fmt: skip
     was_training = model.training
     model.eval()
     loss_sum = c1 = c5 = n = 0.0
     per_correct = per_total = None
     k = 0
-    for x, y in loader:
+    unreadable: list[Unreadable] = []
+    for x, y, skipped in loader:
+        valid = [sampler.valid(k + i) for i in range(len(y) + len(skipped))]
+        k += len(valid)
+        dropped = {i for i, _ in skipped}
+        unreadable += [u for i, u in skipped if valid[i]]
+        if not len(y):
+            continue
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-        keep = torch.tensor([sampler.valid(k + i) for i in range(len(y))], device=y.device)
-        k += len(y)
+        keep = torch.tensor([v for i, v in enumerate(valid) if i not in dropped], device=y.device)
         with autocast(ctx.device, amp_dtype):
             logits = model(x)
         logits = logits.float()
@@ -67,13 +74,13 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp
         per_total.index_add_(0, y[keep], torch.ones_like(y[keep], dtype=torch.float64))
         per_correct.index_add_(0, y[keep], hit1[keep].double())
         if on_batch:
-            on_batch(len(y))
+            on_batch(len(valid))
     if per_correct is None:
         per_correct = per_total = torch.zeros(num_classes or 1, dtype=torch.float64)
-    totals = all_sum([loss_sum, c1, c5, n, *per_correct.tolist(), *per_total.tolist()], ctx)
-    loss_sum, c1, c5, n = totals[:4]
+    totals = all_sum([loss_sum, c1, c5, n, len(unreadable), *per_correct.tolist(), *per_total.tolist()], ctx)
+    loss_sum, c1, c5, n, skipped_total = totals[:5]
     m = len(per_correct)
-    correct, total = totals[4 : 4 + m], totals[4 + m :]
+    correct, total = totals[5 : 5 + m], totals[5 + m :]
     model.train(was_training)
     n = max(n, 1)
     return {
@@ -81,5 +88,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp
         "acc1": 100.0 * c1 / n,
         "acc5": 100.0 * c5 / n,
         "images": int(n),
+        "unreadable_images": int(skipped_total),  # on every rank; ``unreadable`` lists this rank's
+        "unreadable": [(u.path, u.reason) for u in unreadable],
         "per_class": [{"index": i, "images": int(t), "acc1": 100.0 * c / t if t else None} for i, (c, t) in enumerate(zip(correct, total))],
     }

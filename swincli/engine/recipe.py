@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from swincli.errors import SwinUsageError
+from swincli.limits import MAX_SIDE, TRAIN
+from swincli.models.config import to_pair
 
 
 @dataclass
@@ -59,10 +61,12 @@ class TrainConfig:
     attn_chunk: int | None = None
     ema: float | None = None
     compile: bool = False
-    workers: int | None = None
+    workers: int | None = None  # None: chosen from the data and the free cores (engine/threads.py)
+    threads: int | None = None  # torch compute threads; None: the cores no other process keeps busy
     seed: int = 0
     device: str | None = None
     output: str | None = None
+    force: bool = False  # start over in an output directory that holds an earlier run
     resume: str | None = None
     save_every: int | None = None  # also save the resume state every N optimizer steps
     fsdp: bool = False
@@ -130,7 +134,10 @@ def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False) -> Tr
         from swincli.models.registry import get_entry
 
         cfg.drop_path = get_entry(cfg.model).config["drop_path_rate"]
-    cfg.workers = cfg.workers if cfg.workers is not None else 2
+    if cfg.model and not (finetune and cfg.checkpoint):  # size and window against the architecture, before any data
+        from swincli.models.registry import get_entry
+
+        get_entry(cfg.model).build_config(img_size=cfg.size, window_size=cfg.window, num_classes=1)
     if cfg.val_split is None:
         cfg.val_split = 0.0
     if name == "demo" and cfg.data is None:
@@ -144,10 +151,13 @@ def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False) -> Tr
 
 
 def _check(cfg: TrainConfig) -> None:
-    positive = ("epochs", "batch_size", "accum_steps")
-    for key in positive:
-        if getattr(cfg, key) is None or getattr(cfg, key) < 1:
+    """Every setting in its flag's domain (:data:`swincli.limits.TRAIN`), also when set from Python."""
+    for key in ("epochs", "batch_size", "accum_steps"):
+        if getattr(cfg, key) is None:
             raise SwinUsageError(f"--{key.replace('_', '-')} must be at least 1")
+    check_settings({k: v for k, v in vars(cfg).items() if k in TRAIN}, "--", flags=True)
+    if cfg.size is not None and max(to_pair(cfg.size, "size")) > MAX_SIDE:
+        raise SwinUsageError(f"--size {cfg.size} is larger than {MAX_SIDE} pixels a side")
     if cfg.amp not in (None, "bf16", "fp16", "none"):
         raise SwinUsageError(f"--amp must be bf16, fp16 or none, got {cfg.amp!r}")
     if cfg.fsdp and cfg.zero:
@@ -156,6 +166,35 @@ def _check(cfg: TrainConfig) -> None:
         raise SwinUsageError("--val-split must be in [0, 1)")
     if cfg.layer_decay is not None and not 0.0 < cfg.layer_decay <= 1.0:
         raise SwinUsageError("--layer-decay must be in (0, 1]")
+
+
+def check_settings(values: dict[str, Any], where: str, flags: bool = False) -> dict[str, Any]:
+    """Each value with its option's type and domain (``where`` prefixes the message: the file's name).
+
+    Whole floats are taken for integers (``epochs: 10.0``) and integers for floats; ``size`` and
+    ``window`` are checked where they are parsed. Unknown keys are left to the caller.
+    """
+    kinds = {f.name: str(f.type).split("|")[0].strip() for f in fields(TrainConfig)}
+    out = dict(values)
+    for key, value in values.items():
+        name = f"{where}{key.replace('_', '-')}" if flags else f"{where}{key}"
+        if value is None or key not in kinds or key in ("size", "window", "notes"):
+            continue
+        if kinds[key] == "bool" and not isinstance(value, bool):
+            raise SwinUsageError(f"{name} must be true or false, got {value!r}")
+        if kinds[key] == "str" and not isinstance(value, str):
+            raise SwinUsageError(f"{name} must be a string, got {value!r}")
+        domain = TRAIN.get(key)
+        if domain is not None:
+            if domain.kind is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif domain.kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            why = domain.problem(value)
+            if why:
+                raise SwinUsageError(f"{name} {why}")
+            out[key] = value
+    return out
 
 
 # ---------------------------------------------------------------------- --config recipe.yaml
@@ -174,9 +213,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise SwinUsageError(f"cannot read config file {path}: {exc.strerror}") from None
     if path.suffix == ".json":
         try:
-            return {k.replace("-", "_"): v for k, v in json.loads(text).items()}
+            values = {k.replace("-", "_"): v for k, v in json.loads(text).items()}
         except (ValueError, AttributeError) as exc:
             raise SwinUsageError(f"{path} is not a JSON object ({exc})") from None
+        return check_settings(values, f"{path}: ")
     out: dict[str, Any] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
@@ -186,7 +226,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if not sep or raw[:1].isspace():
             raise SwinUsageError(f"{path}:{number}: expected 'option: value' at the top level", hint="nesting is not supported")
         out[key.strip().replace("-", "_")] = _value(value.strip())
-    return out
+    return check_settings(out, f"{path}: ")
 
 
 def _value(text: str) -> Any:

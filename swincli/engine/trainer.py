@@ -9,8 +9,9 @@ and resumed therefore ends with the same weights, bit for bit, as one that was n
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,22 @@ from torch.utils.data import DataLoader
 
 from swincli.checkpoint import Preprocessing, save_model
 from swincli.datasets.build import Data, build_data
+from swincli.datasets.unreadable import collate
 from swincli.datasets.transforms import Augmented, BatchMix, Transformed, eval_transform, mix_seed, train_transform
 from swincli.engine import distributed as D
 from swincli.engine.evaluate import autocast, evaluate
+from swincli.engine.interrupt import RunInterrupted, StopRequest, ignore_sigint
 from swincli.engine.optim import build_optimizer, freeze_all_but_head, lr_at, set_lr
 from swincli.engine.recipe import TrainConfig, resolve
-from swincli.engine.rundir import next_run_dir
+from swincli.engine.resume_flags import apply_resume_flags, explicit_fields
+from swincli.engine.rundir import RunLock, check_run_dir, open_run_dir
 from swincli.engine.sampler import ResumableSampler
 from swincli.engine.state import RESUME_FILE, full_state, load_resume, restore, save_resume
+from swincli.engine.threads import ThreadGovernor, default_workers
 from swincli.errors import SwinError, SwinUsageError
+from swincli.fileio import atomic_file
+from swincli.memory import ensure_fits, estimate
+from swincli.models.complexity import window_notes
 from swincli.models.config import to_pair
 
 NAN_LIMIT = 20
@@ -45,6 +53,7 @@ class Reporter:
     def step(self, step: int, loss: float, lr: float, images_per_s: float) -> None: ...
     def epoch_end(self, row: dict) -> None: ...
     def finish(self, result: "TrainResult") -> None: ...
+    def abort(self) -> None: ...  # the run stops on an exception: end any live display
 
 
 @dataclass
@@ -56,11 +65,14 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
 
 
-def train(cfg: TrainConfig, finetune: bool = False, reporter: Reporter | None = None) -> TrainResult:
+def train(cfg: TrainConfig, finetune: bool = False, reporter: Reporter | None = None,
+          explicit: Iterable[str] | None = None) -> TrainResult:  # fmt: skip
+    """Run (or, with ``cfg.resume``, continue) a training run. ``explicit`` names the settings the user
+    gave (the CLI knows); None takes those that differ from their defaults."""
     reporter = reporter or Reporter()
     ctx = D.setup(cfg.device)
     try:
-        return _train(cfg, finetune, reporter, ctx)
+        return _train(cfg, finetune, reporter, ctx, explicit_fields(cfg) if explicit is None else list(explicit))
     finally:
         D.teardown(ctx)
 
@@ -90,6 +102,11 @@ class _Run:
     progress: dict[str, Any] = field(default_factory=lambda: {
         "epoch": 0, "step": 0, "global_step": 0, "best_acc1": None, "nan_streak": 0, "nan_total": 0,
     })  # fmt: skip
+    governor: ThreadGovernor | None = None  # CPU runs: threads chosen at the start, load watched every epoch
+    stop: StopRequest | None = None  # Ctrl-C / SIGTERM, acted on at step boundaries
+    command: str = "train"
+    saved_at: tuple[int, int] | None = None  # (epoch, step) of the last resume state written
+    lock: RunLock | None = None  # rank 0: held on the run directory while this run writes it
 
     def save_state(self, at_epoch: int, at_step: int) -> None:
         """The resume state at a step boundary (collective under FSDP/ZeRO: every rank calls it)."""
@@ -102,6 +119,10 @@ class _Run:
             save_resume(self.run_dir / RESUME_FILE, model_state, optim_state, state, self.cfg.to_dict(),
                         self.model.config.to_dict(), rng, ema_state, scaler_state)  # fmt: skip
         D.barrier(self.ctx)
+        self.saved_at = (at_epoch, at_step)
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.requested
 
 
 @dataclass
@@ -115,22 +136,39 @@ class _EpochStats:
     seconds: float = 0.0
 
 
-def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> TrainResult:
-    run = _setup(cfg, finetune, rep, ctx)
+def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explicit: list[str]) -> TrainResult:
+    run = _setup(cfg, finetune, rep, ctx, explicit)
+    try:
+        return _loop(run)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+
+
+def _loop(run: _Run) -> TrainResult:
+    ctx, rep = run.ctx, run.rep
     last_row: dict[str, Any] = {}
-    for epoch in range(run.progress["epoch"], run.cfg.epochs):
-        stats = _train_one_epoch(run, epoch)
-        last_row = _evaluate_and_log(run, epoch, stats)
-        if run.cfg.max_steps and run.progress["global_step"] >= run.cfg.max_steps:
-            break
+    # one process: a signal is deferred to a step boundary; under torchrun every rank would have to agree
+    with StopRequest(enabled=not ctx.enabled) as run.stop:
+        try:
+            for epoch in range(run.progress["epoch"], run.cfg.epochs):
+                stats = _train_one_epoch(run, epoch)
+                last_row = _evaluate_and_log(run, epoch, stats)
+                if run.stopping() and epoch + 1 < run.cfg.epochs:
+                    raise _interrupted(run)
+                if run.cfg.max_steps and run.progress["global_step"] >= run.cfg.max_steps:
+                    break
+        except KeyboardInterrupt:
+            raise _interrupted(run, hard=True) from None
     result = TrainResult(run.run_dir, run.progress["best_acc1"], last_row, run.progress["epoch"], list(run.cfg.notes))
+    _report_unreadable(run)
     rep.finish(result)
     return result
 
 
-def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> _Run:
+def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explicit: list[str]) -> _Run:
     """Everything before the first step. The order fixes the RNG stream: seed, data, weights, reseed, resume."""
-    cfg, run_dir, saved = _resolve_run(cfg, finetune, ctx)
+    cfg, run_dir, saved = _resolve_run(cfg, finetune, ctx, explicit)
     for line in cfg.notes:
         rep.note(line)
     torch.manual_seed(mix_seed(cfg.seed, 1))  # the same initial weights on every rank (FSDP does not broadcast them)
@@ -140,8 +178,20 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> _Run
         rep.note(line)
     for line in data.warnings:
         rep.warn(line)
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size))
+    if cfg.workers is None:
+        cfg.workers = default_workers(ctx.device.type, data.in_memory, processes)
+    governor = None
+    if ctx.device.type == "cpu":  # chosen once and saved with the settings: the count is part of the arithmetic
+        governor = ThreadGovernor(cfg.threads, processes, rep.note, rep.warn)
+        cfg.threads = governor.threads
+        governor.apply()
     model = _prepare_model(cfg, finetune, saved, data, size, rep, ctx)
     mc, prep = model.config, model.preprocessing
+    need = estimate(mc, cfg.batch_size, train=True, amp=_amp_dtype(cfg.amp, ctx.device) is not None, weights=False,
+                    grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk, ema=cfg.ema is not None)  # fmt: skip
+    ensure_fits(need, str(ctx.device), f"training at batch {cfg.batch_size}, {mc.image_hw[0]}x{mc.image_hw[1]} px",
+                "--batch-size, --grad-checkpointing or --size")  # before the first step allocates it
 
     # the shapes set is generated at its training size with random placement: flips are its augmentation
     builtin = cfg.data is None
@@ -167,27 +217,51 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist) -> _Run
     run = _Run(cfg, ctx, rep, run_dir, model, net, optimizer, scaler, ema, mix, amp_dtype, train_ds, val_ds, sampler,
                len(data.classes), steps_per_epoch, steps_per_epoch * cfg.epochs,
                int(round(cfg.warmup_epochs * steps_per_epoch)))  # fmt: skip
+    run.governor, run.command = governor, "finetune" if finetune else "train"
     if saved is not None:
         _restore(run, saved)
-    if ctx.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "args.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        _trim_metrics(run_dir, run.progress["epoch"])
-    rep.start({"run_dir": str(run_dir), "model": cfg.model or cfg.checkpoint, "classes": len(data.classes),
+        run.saved_at = (run.progress["epoch"], run.progress["step"])
+    _open_run_dir(run, run_dir, finetune, saved is not None)
+    rep.start({"run_dir": str(run.run_dir), "model": cfg.model or cfg.checkpoint, "classes": len(data.classes),
                "train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0, "epochs": cfg.epochs,
                "steps_per_epoch": steps_per_epoch, "device": str(ctx.device), "world_size": ctx.world_size})  # fmt: skip
     return run
 
 
-def _resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist) -> tuple[TrainConfig, Path, dict | None]:
-    """Settings and run directory: a resumed run's own saved settings, or the options filled from the recipe."""
+def _resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist, explicit: list[str]) -> tuple[TrainConfig, Path, dict | None]:
+    """Settings and run directory: a resumed run's own saved settings (changed only where safe, see
+    ``resume_flags``), or the options filled from the recipe."""
     if cfg.resume:
         saved = load_resume(cfg.resume)
         resume_dir = Path(cfg.resume)
-        return TrainConfig.from_dict({**saved["config"], "resume": str(resume_dir), "notes": []}), resume_dir, saved
+        resumed = TrainConfig.from_dict({**saved["config"], "resume": str(resume_dir), "notes": []})
+        resumed.notes += apply_resume_flags(resumed, cfg, explicit, saved["progress"]["epoch"], str(resume_dir))
+        return resumed, resume_dir, saved
     cfg = resolve(cfg, ctx.world_size, finetune)
-    run_dir = Path(cfg.output) if cfg.output else next_run_dir("runs/finetune" if finetune else "runs/train")
+    run_dir = Path(cfg.output) if cfg.output else None  # None: the next runs/train/expN, claimed when the run starts
+    if run_dir is not None:  # refused before any work: an earlier run there needs --force (or --resume)
+        D.on_main(lambda: check_run_dir(run_dir, cfg.force), ctx)
     return cfg, run_dir, None
+
+
+def _open_run_dir(run: _Run, run_dir: Path | None, finetune: bool, resumed: bool) -> None:
+    """Rank 0 creates (or claims the next numbered) run directory, locks it for the run, and writes args.json;
+    every rank learns the directory's name, or rank 0's error."""
+    cfg = run.cfg
+
+    def claim() -> None:
+        run.lock = open_run_dir(run_dir, "runs/finetune" if finetune else "runs/train", cfg.force, resumed)
+        try:
+            run.run_dir = run.lock.run_dir
+            with atomic_file(run.run_dir / "args.json") as tmp:
+                tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            _trim_metrics(run.run_dir, run.progress["epoch"])
+        except BaseException:
+            run.lock.release()
+            raise
+
+    D.on_main(claim, run.ctx)
+    run.run_dir = Path(D.broadcast_object(str(run.run_dir), run.ctx))
 
 
 def _prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
@@ -237,8 +311,10 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
     # an explicit generator: DataLoader would otherwise draw worker seeds from the global RNG, which
     # also drives dropout and stochastic depth, and a resumed run would draw one number more
     loader = DataLoader(run.train_ds, batch_size=cfg.batch_size, sampler=run.sampler, num_workers=cfg.workers,
-                        drop_last=True, pin_memory=ctx.device.type == "cuda",
+                        drop_last=True, collate_fn=collate, worker_init_fn=ignore_sigint, pin_memory=ctx.device.type == "cuda",
                         generator=torch.Generator().manual_seed(mix_seed(cfg.seed, epoch, ctx.rank)))  # fmt: skip
+    if run.governor is not None:
+        run.governor.check()
     run.rep.epoch_start(epoch + 1, cfg.epochs, run.steps_per_epoch, start_step)
     run.net.train()
     stats = _EpochStats(lr=_lr(run, epoch * run.steps_per_epoch + start_step))
@@ -258,6 +334,9 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
             run.save_state(epoch, step + 1)
         if cfg.max_steps and progress["global_step"] >= cfg.max_steps:
             break
+        if run.stopping() and step + 1 < run.steps_per_epoch:  # at the epoch's end, _evaluate_and_log saves
+            run.save_state(epoch, step + 1)
+            raise _interrupted(run)
     stats.seconds = time.perf_counter() - t0
     return stats
 
@@ -273,10 +352,13 @@ def _forward_backward(run: _Run, batches: Iterator, global_step: int) -> tuple[f
     step_loss, finite, seen = 0.0, True, 0
     for micro in range(cfg.accum_steps):
         if cfg.workers:
-            x, y = next(batches)
+            x, y, skipped = next(batches)
         else:  # loading seeds the global RNG per image: keep dropout's stream out of it
             with torch.random.fork_rng(devices=[]):
-                x, y = next(batches)
+                x, y, skipped = next(batches)
+        _note_unreadable(run, skipped)
+        if not len(y):  # every image of this micro-batch failed to decode
+            continue
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if mix.active:
             x, target = mix(x, y, mix_seed(cfg.seed, global_step, micro, ctx.rank))
@@ -292,6 +374,15 @@ def _forward_backward(run: _Run, batches: Iterator, global_step: int) -> tuple[f
         seen += len(y)
     finite = D.all_sum([0.0 if finite else 1.0], ctx)[0] == 0
     return step_loss, finite, seen
+
+
+def _note_unreadable(run: _Run, skipped: list) -> None:
+    """Count images that failed to decode (this epoch) and remember their paths for the final report."""
+    if skipped:
+        run.progress["epoch_unreadable"] = run.progress.get("epoch_unreadable", 0) + len(skipped)
+        seen = run.progress.setdefault("unreadable", {})
+        for _, u in skipped:
+            seen.setdefault(u.path, u.reason)
 
 
 def _optimizer_step(run: _Run, finite: bool, global_step: int) -> bool:
@@ -324,7 +415,10 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
     cfg, ctx, progress, val_ds = run.cfg, run.ctx, run.progress, run.val_ds
     eval_model = run.ema.module if run.ema is not None else run.net
     metrics = evaluate(eval_model, val_ds, cfg.batch_size, ctx, run.amp_dtype, cfg.workers, run.num_classes) if val_ds else None
-    train_loss = D.all_sum([stats.loss_sum, stats.loss_n], ctx)
+    train_loss = D.all_sum([stats.loss_sum, stats.loss_n, progress.pop("epoch_unreadable", 0)], ctx)
+    if metrics:
+        for path, why in metrics["unreadable"]:
+            progress.setdefault("unreadable", {}).setdefault(path, why)
     row = {
         "epoch": epoch + 1,
         "train_loss": train_loss[0] / train_loss[1] if train_loss[1] else None,
@@ -335,6 +429,8 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
         "epoch_time_s": stats.seconds,
         "images_per_s": stats.seen * ctx.world_size / max(stats.seconds, 1e-9),
         "skipped_steps": progress["nan_total"],
+        # images that failed to decode this epoch (train reads + validation), skipped; paths in unreadable.txt
+        "unreadable_images": int(train_loss[2]) + (metrics["unreadable_images"] if metrics else 0),
     }
     best = progress["best_acc1"]
     improved = row["val_acc1"] is not None and (best is None or row["val_acc1"] > best)
@@ -342,14 +438,42 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
         progress["best_acc1"] = row["val_acc1"]
     _save_weights(run.net, run.model, run.ema, cfg, run.run_dir, ctx, improved or val_ds is None)
     if ctx.main:
-        with open(run.run_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        _write_metrics(run.run_dir, _read_metrics(run.run_dir) + [row])
         _plot(run.run_dir)
     progress["step"] = 0
     run.save_state(epoch + 1, 0)
     progress["epoch"] = epoch + 1
     run.rep.epoch_end(row)
     return row
+
+
+def _interrupted(run: _Run, hard: bool = False) -> RunInterrupted:
+    """Where the run stopped and the command that continues it."""
+    run.rep.abort()
+    why = (run.stop.signal if run.stop is not None else None) or "SIGINT"
+    if run.saved_at is None:
+        return RunInterrupted(f"{why}: the run stopped before its first state was saved in {run.run_dir}",
+                              hint="run the same command again to start over")  # fmt: skip
+    epoch, step = run.saved_at
+    where = f"epoch {epoch + 1}/{run.cfg.epochs}, step {step}/{run.steps_per_epoch}" if step else \
+        f"the start of epoch {epoch + 1}/{run.cfg.epochs}"  # fmt: skip
+    what = "the last state saved is at" if hard else "stopped at a step boundary and saved the run at"
+    return RunInterrupted(f"{why}: {what} {where}", hint=f"resume with: swin {run.command} --resume {run.run_dir}")
+
+
+def _report_unreadable(run: _Run) -> None:
+    """At the end: which images failed to decode during the run (skipped), in a file and one warning."""
+    bad = run.progress.get("unreadable") or {}
+    if not bad or not run.ctx.main:
+        return
+    from swincli.fileio import atomic_file
+
+    listing = run.run_dir / "unreadable.txt"
+    with atomic_file(listing) as tmp:
+        tmp.write_text("".join(f"{path}\t{why}\n" for path, why in sorted(bad.items())))
+    first = ", ".join(f"{path} ({why})" for path, why in sorted(bad.items())[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    run.rep.warn(f"skipped {len(bad)} image(s) that failed to decode during the run: {first}{more} (list in {listing})")
 
 
 def _build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
@@ -360,7 +484,7 @@ def _build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
     if not finetune:
         model = create_model(cfg.model, num_classes=num_classes, img_size=size, window_size=cfg.window,
                              drop_path_rate=cfg.drop_path)  # fmt: skip
-        return model, notes
+        return model, window_notes(model.config)
     from swincli.loader import load
 
     model = load(cfg.checkpoint, img_size=size, window_size=cfg.window, num_classes=num_classes, model=cfg.model)
@@ -439,18 +563,25 @@ def _save_weights(net, model, ema, cfg: TrainConfig, run_dir: Path, ctx: D.Dist,
         save_model(source, run_dir / "best.safetensors", provenance=provenance)
 
 
+def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """The whole file, renamed into place: a kill leaves the old rows or the new ones, never a torn line."""
+    with atomic_file(run_dir / "metrics.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def _trim_metrics(run_dir: Path, completed: int) -> None:
     """On resume, drop metric rows of epochs the resumed run will redo."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= completed]
-    path.write_text("".join(r + "\n" for r in rows))
+    if (run_dir / "metrics.jsonl").exists():
+        _write_metrics(run_dir, [r for r in _read_metrics(run_dir) if r["epoch"] <= completed])
 
 
 def _plot(run_dir: Path) -> None:
     from swincli.engine.curves import plot_curves
 
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    plot_curves(rows, run_dir / "curves.png", title=run_dir.name)
+    plot_curves(_read_metrics(run_dir), run_dir / "curves.png", title=run_dir.name)
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from swincli.memory import ensure_fits, estimate
 from swincli.models.complexity import count_macs, count_params
 from swincli.profiling.attention_schemes import SCHEMES, use_scheme
 
@@ -192,6 +193,8 @@ def profile(
     }
     if not iters:
         return report
+    need = estimate(config, batch_size, train=mode != "inference", amp=dtype is not None, weights=device.type != "cpu")
+    ensure_fits(need, str(device), f"profiling at batch {batch_size}", "a smaller --batch-size or --size")
     model = model.to(device).eval()
     x = torch.randn(batch_size, config.in_chans, *config.image_hw, device=device)
     runner = torch.compile(model, fullgraph=True) if compile else model
