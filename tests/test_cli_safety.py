@@ -297,3 +297,29 @@ def test_sigterm_while_writing_leaves_no_temporary_file_and_sigkill_one_the_next
     with atomic_file(target) if kind == "file" else atomic_dir(target) as tmp:
         (tmp if kind == "file" else tmp / "config.json").write_text("{}")
     assert temps(tmp_path) == [] and target.exists()
+
+
+def test_a_killed_run_s_forked_workers_do_not_keep_its_lock(tmp_path):
+    """Loader workers are forked while the lock is held; once the run is killed, a resume must get in."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from swincli.engine.rundir import RunLock
+
+    code = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from swincli.engine.rundir import RunLock\n"
+        "RunLock(Path(sys.argv[1])).acquire()\n"
+        "if os.fork() == 0:\n"
+        "    time.sleep(30); os._exit(0)\n"  # a worker that outlives its parent for a while
+        "print('locked', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.2)
+    RunLock(tmp_path).acquire().release()  # the orphaned child holds nothing

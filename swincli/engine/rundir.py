@@ -2,7 +2,7 @@
 
 A directory holding an earlier run (any of :data:`RUN_MARKERS`) is never written into unless the
 user says ``--force`` (start over: the earlier run's files are removed by name, nothing else) or
-``--resume DIR`` (continue it). While a run writes its directory it holds an exclusive ``flock`` on
+``--resume DIR`` (continue it). While a run writes its directory it holds an exclusive lock (``lockf``) on
 ``DIR/.lock``, so a second run there fails at once, naming the first; the kernel drops the lock when
 the process ends, however it ends. The lock file itself stays (removing it would race the next run).
 """
@@ -56,8 +56,16 @@ def check_run_dir(run_dir: Path, force: bool) -> None:
         )
 
 
+_HELD: set[str] = set()  # run directories this process has locked (POSIX locks do not exclude their own process)
+
+
 class RunLock:
-    """An exclusive lock on a run directory for as long as one run writes it."""
+    """An exclusive lock on a run directory for as long as one run writes it.
+
+    A POSIX record lock (``lockf``), not ``flock``: loader workers are forked while the run holds it,
+    and a forked child shares an ``flock`` (it would outlive a killed run until every worker exited,
+    refusing the resume), whereas record locks belong to the process and die with it.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -69,12 +77,16 @@ class RunLock:
         except ImportError:  # not a POSIX system: no advisory locks, runs are not guarded
             return self
         path = self.run_dir / LOCK_FILE
+        key = str(path.resolve())
+        if key in _HELD:
+            raise SwinError(f"{self.run_dir} is in use by another run (pid {os.getpid()}, this process)",
+                            hint="wait for it to finish, or choose another -o")  # fmt: skip
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
             raise SwinError(f"cannot write {path}: {exc.strerror}", hint="choose another -o") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
@@ -83,14 +95,16 @@ class RunLock:
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
-        self._fd = fd
+        self._fd, self._key = fd, key
+        _HELD.add(key)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)  # no stale holder named once the run is over
-            os.close(self._fd)  # closing drops the flock
+            os.close(self._fd)  # closing drops the lock
             self._fd = None
+            _HELD.discard(self._key)
 
 
 def open_run_dir(run_dir: Path | None, base: str, force: bool, resume: bool) -> RunLock:

@@ -20,14 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from swincli.checkpoint import Preprocessing, save_model
-from swincli.datasets.build import Data, build_data
+from swincli.datasets.build import build_data
 from swincli.datasets.unreadable import collate
 from swincli.datasets.transforms import Augmented, BatchMix, Transformed, eval_transform, mix_seed, train_transform
 from swincli.engine import distributed as D
+from swincli.engine import run_files
+from swincli.engine.ema import Ema, make_ema
+from swincli.engine.model_setup import prepare_model
 from swincli.engine.evaluate import autocast, evaluate
 from swincli.engine.interrupt import RunInterrupted, StopRequest, ignore_sigint
-from swincli.engine.optim import build_optimizer, freeze_all_but_head, lr_at, set_lr
+from swincli.engine.optim import build_optimizer, lr_at, set_lr
 from swincli.engine.recipe import TrainConfig, resolve
 from swincli.engine.resume_flags import apply_resume_flags, explicit_fields
 from swincli.engine.rundir import RunLock, check_run_dir, open_run_dir
@@ -37,7 +39,6 @@ from swincli.engine.threads import ThreadGovernor, default_workers
 from swincli.errors import SwinError, SwinUsageError
 from swincli.fileio import atomic_file
 from swincli.memory import ensure_fits, estimate
-from swincli.models.complexity import window_notes
 from swincli.models.config import to_pair
 
 NAN_LIMIT = 20
@@ -89,7 +90,7 @@ class _Run:
     net: torch.nn.Module  # what runs forward: wrapped for DDP/FSDP, maybe compiled
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    ema: _Ema | None
+    ema: Ema | None
     mix: BatchMix
     amp_dtype: torch.dtype | None
     train_ds: Augmented
@@ -186,7 +187,7 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
         governor = ThreadGovernor(cfg.threads, processes, rep.note, rep.warn)
         cfg.threads = governor.threads
         governor.apply()
-    model = _prepare_model(cfg, finetune, saved, data, size, rep, ctx)
+    model = prepare_model(cfg, finetune, saved, data, size, rep, ctx)
     mc, prep = model.config, model.preprocessing
     need = estimate(mc, cfg.batch_size, train=True, amp=_amp_dtype(cfg.amp, ctx.device) is not None, weights=False,
                     grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk, ema=cfg.ema is not None)  # fmt: skip
@@ -210,7 +211,7 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
     torch.manual_seed(mix_seed(cfg.seed, ctx.rank, 2))  # but each rank its own dropout and stochastic depth
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.layer_decay, zero=cfg.zero)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
-    ema = _make_ema(model, cfg)
+    ema = make_ema(model, cfg)
     mix = BatchMix(cfg.mixup, cfg.cutmix, cfg.smoothing, len(data.classes))
     if cfg.compile:
         net = torch.compile(net)
@@ -255,38 +256,13 @@ def _open_run_dir(run: _Run, run_dir: Path | None, finetune: bool, resumed: bool
             run.run_dir = run.lock.run_dir
             with atomic_file(run.run_dir / "args.json") as tmp:
                 tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-            _trim_metrics(run.run_dir, run.progress["epoch"])
+            run_files.trim_metrics(run.run_dir, run.progress["epoch"])
         except BaseException:
             run.lock.release()
             raise
 
     D.on_main(claim, run.ctx)
     run.run_dir = Path(D.broadcast_object(str(run.run_dir), run.ctx))
-
-
-def _prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
-                   rep: Reporter, ctx: D.Dist) -> torch.nn.Module:  # fmt: skip
-    """The model on its device, with class names, preprocessing and the memory options applied."""
-    if saved is not None:  # the architecture the run had reached (after any resize or new head)
-        from swincli.models.config import SwinConfig
-        from swincli.models.swin import SwinTransformer
-
-        model, adapted = SwinTransformer(SwinConfig.from_dict(saved["model_config"])), []
-    else:
-        model, adapted = _build_model(cfg, finetune, len(data.classes), size)
-    for line in adapted:
-        rep.note(line)
-    model.class_names = list(data.classes)
-    model.preprocessing = Preprocessing(input_size=model.config.image_hw, crop_pct=1.0 if cfg.data is None else 0.875,
-                                        mean=data.mean, std=data.std)  # fmt: skip
-    if cfg.freeze:
-        rep.note(f"--freeze: training the head only ({freeze_all_but_head(model):,} parameters)")
-    if cfg.grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    if cfg.attn_chunk:
-        model.set_attention_chunk(cfg.attn_chunk)
-    model.to(ctx.device)
-    return model
 
 
 def _restore(run: _Run, saved: dict) -> None:
@@ -436,10 +412,10 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
     improved = row["val_acc1"] is not None and (best is None or row["val_acc1"] > best)
     if improved:
         progress["best_acc1"] = row["val_acc1"]
-    _save_weights(run.net, run.model, run.ema, cfg, run.run_dir, ctx, improved or val_ds is None)
+    run_files.save_weights(run.net, run.model, run.ema, cfg, run.run_dir, ctx, improved or val_ds is None)
     if ctx.main:
-        _write_metrics(run.run_dir, _read_metrics(run.run_dir) + [row])
-        _plot(run.run_dir)
+        run_files.write_metrics(run.run_dir, run_files.read_metrics(run.run_dir) + [row])
+        run_files.plot(run.run_dir)
     progress["step"] = 0
     run.save_state(epoch + 1, 0)
     progress["epoch"] = epoch + 1
@@ -466,8 +442,6 @@ def _report_unreadable(run: _Run) -> None:
     bad = run.progress.get("unreadable") or {}
     if not bad or not run.ctx.main:
         return
-    from swincli.fileio import atomic_file
-
     listing = run.run_dir / "unreadable.txt"
     with atomic_file(listing) as tmp:
         tmp.write_text("".join(f"{path}\t{why}\n" for path, why in sorted(bad.items())))
@@ -476,112 +450,9 @@ def _report_unreadable(run: _Run) -> None:
     run.rep.warn(f"skipped {len(bad)} image(s) that failed to decode during the run: {first}{more} (list in {listing})")
 
 
-def _build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
-    """A fresh registry model, or (finetune) pretrained weights moved to the new size, window and classes."""
-    from swincli.models.registry import create_model
-
-    notes = []
-    if not finetune:
-        model = create_model(cfg.model, num_classes=num_classes, img_size=size, window_size=cfg.window,
-                             drop_path_rate=cfg.drop_path)  # fmt: skip
-        return model, window_notes(model.config)
-    from swincli.loader import load
-
-    model = load(cfg.checkpoint, img_size=size, window_size=cfg.window, num_classes=num_classes, model=cfg.model)
-    if not cfg.checkpoint:
-        notes.append(f"starting from the published weights of {cfg.model}")
-    notes += model.load_notes
-    report = model.resize_report
-    if report is not None and report.changed:
-        (h0, w0), (h1, w1) = report.img_size
-        wins = lambda i: ",".join(str(s.window[i][0]) for s in report.stages)  # noqa: E731
-        notes.append(f"resized {h0}x{w0} (windows {wins(0)}) -> {h1}x{w1} (windows {wins(1)}) with the official rules")
-        notes += report.padding
-    model.set_drop_path(cfg.drop_path)
-    return model, notes
-
-
-class _Ema:
-    """Exponential moving average of the weights (and a copy of the buffers), updated every optimizer step."""
-
-    def __init__(self, model, decay: float) -> None:
-        import copy
-
-        self.module = copy.deepcopy(model).eval()
-        self.decay = decay
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model) -> None:
-        for e, p in zip(self.module.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - self.decay)
-
-    def state_dict(self) -> dict:
-        return self.module.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state)
-
-
-def _make_ema(model, cfg: TrainConfig):
-    if cfg.ema is None:
-        return None
-    if cfg.fsdp:
-        raise SwinUsageError("--ema with --fsdp is not supported", hint="drop --ema or use DDP")
-    if not 0.0 < cfg.ema < 1.0:
-        raise SwinUsageError("--ema must be in (0, 1), e.g. 0.9998")
-    return _Ema(model, cfg.ema)
-
-
 def _amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
     if amp in (None, "auto"):
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return None  # fp32 on CPU unless asked
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
-
-
-def _save_weights(net, model, ema, cfg: TrainConfig, run_dir: Path, ctx: D.Dist, best: bool) -> None:
-    """last.safetensors every epoch, best.safetensors when val top-1 improved (EMA weights with --ema)."""
-    source = ema.module if ema is not None else model
-    if cfg.fsdp:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        state = get_model_state_dict(net, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        if not ctx.main:
-            return
-        from swincli.checkpoint import build_model
-
-        source = build_model(model.config, state, "fsdp")
-        source.class_names, source.preprocessing = model.class_names, model.preprocessing
-    if not ctx.main:
-        return
-    provenance = {"training": {"args": cfg.to_dict(), "run_dir": str(run_dir)}}
-    save_model(source, run_dir / "last.safetensors", provenance=provenance)
-    if best:
-        save_model(source, run_dir / "best.safetensors", provenance=provenance)
-
-
-def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """The whole file, renamed into place: a kill leaves the old rows or the new ones, never a torn line."""
-    with atomic_file(run_dir / "metrics.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _trim_metrics(run_dir: Path, completed: int) -> None:
-    """On resume, drop metric rows of epochs the resumed run will redo."""
-    if (run_dir / "metrics.jsonl").exists():
-        _write_metrics(run_dir, [r for r in _read_metrics(run_dir) if r["epoch"] <= completed])
-
-
-def _plot(run_dir: Path) -> None:
-    from swincli.engine.curves import plot_curves
-
-    plot_curves(_read_metrics(run_dir), run_dir / "curves.png", title=run_dir.name)
-

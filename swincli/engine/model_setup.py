@@ -1,0 +1,63 @@
+"""The model a run trains: a fresh registry model, pretrained weights moved to the run's size, window
+and classes (finetune), or the architecture a resumed run had reached; then the memory options."""
+
+from __future__ import annotations
+
+import torch
+
+from swincli.checkpoint import Preprocessing
+from swincli.datasets.build import Data
+from swincli.engine import distributed as D
+from swincli.engine.optim import freeze_all_but_head
+from swincli.engine.recipe import TrainConfig
+from swincli.models.complexity import window_notes
+
+
+def prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
+                   rep, ctx: D.Dist) -> torch.nn.Module:  # fmt: skip
+    """The model on its device, with class names, preprocessing and the memory options applied."""
+    if saved is not None:  # the architecture the run had reached (after any resize or new head)
+        from swincli.models.config import SwinConfig
+        from swincli.models.swin import SwinTransformer
+
+        model, adapted = SwinTransformer(SwinConfig.from_dict(saved["model_config"])), []
+    else:
+        model, adapted = build_model(cfg, finetune, len(data.classes), size)
+    for line in adapted:
+        rep.note(line)
+    model.class_names = list(data.classes)
+    model.preprocessing = Preprocessing(input_size=model.config.image_hw, crop_pct=1.0 if cfg.data is None else 0.875,
+                                        mean=data.mean, std=data.std)  # fmt: skip
+    if cfg.freeze:
+        rep.note(f"--freeze: training the head only ({freeze_all_but_head(model):,} parameters)")
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    if cfg.attn_chunk:
+        model.set_attention_chunk(cfg.attn_chunk)
+    model.to(ctx.device)
+    return model
+
+
+def build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
+    """A fresh registry model, or (finetune) pretrained weights moved to the new size, window and classes."""
+    from swincli.models.registry import create_model
+
+    notes = []
+    if not finetune:
+        model = create_model(cfg.model, num_classes=num_classes, img_size=size, window_size=cfg.window,
+                             drop_path_rate=cfg.drop_path)  # fmt: skip
+        return model, window_notes(model.config)
+    from swincli.loader import load
+
+    model = load(cfg.checkpoint, img_size=size, window_size=cfg.window, num_classes=num_classes, model=cfg.model)
+    if not cfg.checkpoint:
+        notes.append(f"starting from the published weights of {cfg.model}")
+    notes += model.load_notes
+    report = model.resize_report
+    if report is not None and report.changed:
+        (h0, w0), (h1, w1) = report.img_size
+        wins = lambda i: ",".join(str(s.window[i][0]) for s in report.stages)  # noqa: E731
+        notes.append(f"resized {h0}x{w0} (windows {wins(0)}) -> {h1}x{w1} (windows {wins(1)}) with the official rules")
+        notes += report.padding
+    model.set_drop_path(cfg.drop_path)
+    return model, notes
