@@ -33,6 +33,7 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         prep = model.preprocessing or Preprocessing.for_config(model.config)
         dataset, match = _labelled(data, model.class_names, model.config.num_classes, remap)
         ds = Transformed(dataset, eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation))
+        batch_size = min(batch_size, max(1, len(ds)))  # a batch is never larger than the data
         need = estimate(model.config, batch_size, train=False, amp=_amp_dtype(amp, ctx.device) is not None,
                         weights=ctx.device.type != "cpu")  # fmt: skip
         ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")

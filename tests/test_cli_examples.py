@@ -1,0 +1,270 @@
+"""Every command line printed in ``--help``, README.md and docs/*.md runs, as typed, in a fresh sandbox.
+
+Examples are collected automatically (tests/examples_sandbox.py says from where), so a new one that
+is missing from TABLE fails with "add it to the table". Each runs through the installed ``swin`` in
+a shell, in its own working directory with HOME, HF_HOME and SWIN_CACHE inside the sandbox and the
+Hub offline; the files it names are built once per session (tests/examples_assets.py) and placed
+there. Expected: the exact exit code, no traceback and no "unexpected" message, one ``error:`` line
+for a failure, and the files the example writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from examples_assets import Assets
+from examples_sandbox import Runner, all_examples, destination, shell_line
+
+CUDA = torch.cuda.is_available()
+
+
+@dataclass(frozen=True)
+class Case:
+    """How one example runs here. ``needs``: ``DEST=ASSET[/FILE]`` (DEST under the working directory,
+    ``~/`` under HOME, ``$HF_HOME``); ``extra``: appended to keep it short; ``replace``: substitutions
+    in the text itself, each one said out loud; ``writes``: files it must leave; ``says``: text
+    in its output; ``nodes``: copies run at once (torchrun's multi-node rendezvous on one machine)."""
+
+    needs: tuple[str, ...] = ()
+    extra: str = ""
+    code: int = 0
+    writes: tuple[str, ...] = ()
+    says: str = ""
+    replace: tuple[tuple[str, str], ...] = ()
+    nodes: int = 1
+    synopsis: bool = False
+
+
+SYNOPSIS = Case(synopsis=True)  # a usage line with placeholders: every option it names must exist
+STEP = "--epochs 1 --max-steps 1 -b 2"  # one optimizer step, then the usual validation and saving
+FAST = "--warmup 0 --iters 1"
+DIR = "DIR=dataset"
+RUN = "runs/train/exp=run"
+BEST = "best.safetensors=run/best.safetensors"
+HUB = "$HF_HOME=hub"
+DIST = "--size 32 --window 2 --workers 0 --epochs 1 --max-steps 1 -b 1"
+TWO = (("--nproc-per-node 4", "--nproc-per-node 2"),)  # 2 processes, not 4, on this 2-core machine
+
+TABLE: dict[str, Case] = {
+    # --- models, env
+    "swin models list": Case(),
+    "swin models list 'swinv2*'": Case(says="swinv2_base_window12to24_192to384"),
+    "swin models list 'swinv2*' --pretrained": Case(),
+    "swin models list --v1 --json": Case(says='"name": "swin_tiny_patch4_window7_224"'),
+    "swin models info swin-t": Case(says="28.29M"),
+    "swin models info swin-b --size 384 --window 12": Case(says="47.1"),
+    "swin models info swinv2-l --json": Case(says="196739932"),
+    "swin env": Case(),
+    "swin env --json": Case(says='"packages"'),
+    # --- convert
+    "swin convert swin_tiny_patch4_window7_224.pth -o swin-t.safetensors": Case(
+        needs=("swin_tiny_patch4_window7_224.pth=swin-t-official.pth",), writes=("swin-t.safetensors",)),
+    "swin convert swinv2_tiny_patch4_window8_256.pth -o swinv2-t.safetensors": Case(
+        needs=("swinv2_tiny_patch4_window8_256.pth=swinv2-t-official.pth",), writes=("swinv2-t.safetensors",)),
+    "swin convert ./hf-swin-base-folder -o swin-b.safetensors": Case(
+        needs=("hf-swin-base-folder=hf-swin-b",), writes=("swin-b.safetensors",)),
+    "swin convert model.safetensors --to hf -o ./hf-model": Case(
+        needs=("model.safetensors=tiny.safetensors",), writes=("hf-model/config.json", "hf-model/model.safetensors")),
+    "swin convert model.safetensors --to onnx -o model.onnx": Case(
+        needs=("model.safetensors=tiny.safetensors",), writes=("model.onnx",)),
+    "swin convert ft.pth -o ft.safetensors --model swinv2_base_window12to24_192to384": Case(
+        needs=("ft.pth=swinv2-b-384-official.pth",), writes=("ft.safetensors",)),
+    "swin convert swinv2_base_window12_192.safetensors -o b384.safetensors --size 384 --window 24": Case(
+        needs=("swinv2_base_window12_192.safetensors=swinv2-b-192.safetensors",), writes=("b384.safetensors",)),
+    "swin convert b192.safetensors -o b384.safetensors --size 384 --window 24": Case(
+        needs=("b192.safetensors=v2-192.safetensors",), writes=("b384.safetensors",)),
+    "swin convert swin-t.safetensors --to hf -o ./swin-t-hf": Case(
+        needs=("swin-t.safetensors=swin-t.safetensors",), writes=("swin-t-hf/config.json",)),
+    # --- predict
+    "swin predict cat.jpg --model swinv2-b": Case(needs=("cat.jpg=img.jpg", HUB), says="cat.jpg"),
+    "swin predict photos/ --checkpoint runs/train/exp/best.safetensors": Case(needs=("photos=jpgs", RUN)),
+    "swin predict photos/ --checkpoint runs/train/exp/best.safetensors --format json": Case(
+        needs=("photos=jpgs", RUN), says='"top_k"'),
+    "find . -name '*.jpg' | swin predict - --format csv -o preds.csv": Case(
+        needs=("holiday=jpgs", HUB), writes=("preds.csv",)),
+    "swin predict 'shots/*.png' --features -o embeddings.npy": Case(
+        needs=("shots=pngs", HUB), writes=("embeddings.npy", "embeddings.npy.paths.txt")),
+    # --- eval
+    "swin eval --checkpoint runs/train/exp/best.safetensors --data ~/datasets/imagenette": Case(
+        needs=(RUN, "~/datasets/imagenette=dataset"), says="acc1"),
+    "swin eval --checkpoint runs/train/exp/best.safetensors --data DIR": Case(needs=(RUN, DIR), says="acc1"),
+    "swin eval -c swinv2-b.safetensors -d DIR --size 384 --window 24 --format json": Case(
+        needs=("swinv2-b.safetensors=v2-384-ft.safetensors", DIR), says='"acc1"'),
+    "swin eval -c best.safetensors -d DIR --per-class": Case(needs=(BEST, DIR)),
+    "swin eval -c best.safetensors -d DIR --remap": Case(needs=(BEST, "DIR=dataset-extra")),
+    # --- train
+    "swin train": Case(extra=STEP, writes=("runs/train/exp/best.safetensors",)),
+    "swin train --model swin-t --data ~/datasets/imagenette --epochs 100": Case(
+        needs=("~/datasets/imagenette=dataset",), extra=STEP, writes=("runs/train/exp/last.safetensors",)),
+    "swin train --config recipe.yaml --lr 1e-3": Case(
+        needs=("recipe.yaml=recipe.yaml",), extra=STEP, writes=("runs/train/exp/last.safetensors",)),
+    "swin train --resume runs/train/exp3": Case(needs=("runs/train/exp3=run",), says="results saved to runs/train/exp3"),
+    # --- finetune
+    "swin finetune -c swinv2-b-192.safetensors --size 384 --window 24 --data DIR": Case(
+        needs=("swinv2-b-192.safetensors=v2-192.safetensors", DIR), extra=STEP,
+        writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune --checkpoint swinv2-b-192.safetensors --size 384 --window 24 --data DIR": Case(
+        needs=("swinv2-b-192.safetensors=v2-192.safetensors", DIR), extra=STEP,
+        writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune --checkpoint swinv2_base_window12_192.safetensors --size 384 --window 24 --data DIR": Case(
+        needs=("swinv2_base_window12_192.safetensors=swinv2-b-192.safetensors", DIR), extra=STEP,
+        writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune --checkpoint best.safetensors --data DIR --layer-decay 0.8": Case(
+        needs=(BEST, DIR), extra=STEP, writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune -c best.safetensors --data DIR --layer-decay 0.8": Case(
+        needs=(BEST, DIR), extra=STEP, writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune -c swin_tiny_patch4_window7_224.pth --data DIR --freeze": Case(
+        needs=("swin_tiny_patch4_window7_224.pth=swin-t-official.pth", DIR), extra=STEP,
+        writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune --model swinv2-b --data DIR --config recipe.yaml": Case(
+        needs=(HUB, DIR, "recipe.yaml=recipe.yaml"), extra=STEP, writes=("runs/finetune/exp/best.safetensors",)),
+    # --- distributed (gloo on CPU)
+    "torchrun --nproc-per-node 4 -m swincli train --model swinv2-t --data DIR": Case(
+        needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
+    "torchrun --nproc-per-node 4 -m swincli train --model swinv2-t --data DIR --fsdp": Case(
+        needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
+    "torchrun --nproc-per-node 4 -m swincli train --model swinv2-b --data DIR --fsdp": Case(
+        needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
+    "torchrun --nproc-per-node 4 -m swincli train --model swin-b --data DIR --zero": Case(
+        needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
+    # two "nodes" on this machine meet through c10d at 127.0.0.1, one process each, not 8; "..." is --data DIR
+    "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m swincli train ...": Case(
+        needs=(DIR,), extra=DIST, nodes=2, writes=("runs/train/exp/last.safetensors",),
+        replace=(("HOST", "127.0.0.1"), ("--nproc-per-node 8", "--nproc-per-node 1"), ("...", "--data DIR"))),
+    # --- profile
+    "swin profile --model swin-t": Case(extra=FAST),
+    "swin profile --model swin-t --compare timm": Case(extra=FAST + " -b 1", says="timm"),
+    "swin profile --model swinv2-t --compare timm --mode both": Case(extra=FAST + " -b 1", says="train step"),
+    "swin profile --model swin-t --attention --plot table5.png": Case(extra=FAST + " -b 1", writes=("table5.png",)),
+    "swin profile --gpu --model swin-b -b 64 --amp bf16 --compile": Case(extra=FAST, code=0 if CUDA else 1,
+                                                                         says="" if CUDA else "no CUDA GPU"),
+    "swin profile --model swin-b --size 384 --window 12 --iters 0 --json": Case(says='"macs"'),
+    # --- usage synopses (docs/cli.md, the first block of each command's page)
+    "swin models list [PATTERN] [--v1|--v2] [--pretrained] [--json]": SYNOPSIS,
+    "swin models info NAME [--size S|HxW] [--window W|HxW|w1,w2,w3,w4] [--json]": SYNOPSIS,
+    "swin env [--json]": SYNOPSIS,
+    "swin train [--model NAME] [--data DIR] [--config recipe.yaml] [OPTIONS]": SYNOPSIS,
+    "swin finetune -c CHECKPOINT --data DIR [--size S] [--window W] [OPTIONS]": SYNOPSIS,
+    "swin eval -c CHECKPOINT --data DIR": SYNOPSIS,
+    "swin eval --checkpoint runs/train/exp/best.safetensors --data DIR [--size S] [--window W] [--per-class] [--remap] "
+    "[--format json]": SYNOPSIS,
+    "swin convert SRC -o OUT [--from auto|official|timm|hf|torchvision|swin] [--to swin|official|timm|hf|torchvision|onnx] "
+    "[--model NAME] [--size S|HxW] [--window W|w1,w2,w3,w4] [--pretrained-window p1,p2,p3,p4] [--num-classes N] "
+    "[--check/--no-check] [--force] [--json]": SYNOPSIS,
+    "swin predict INPUTS... [--model NAME | --checkpoint PATH] [--top-k 5] [--size S] [--window W] [--batch-size 32] "
+    "[--workers 2] [--device cpu|cuda] [--amp bf16|none] [--format table|json|csv] [--output FILE] [--features] "
+    "[--offline] [--revision REV]": SYNOPSIS,
+    "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] [--gpu] "
+    "[--amp bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
+    "[--compare timm] [--json] [--plot FILE]": SYNOPSIS,
+}  # fmt: skip
+
+EXAMPLES = all_examples()
+
+
+@pytest.fixture(scope="session")
+def runner(request, tmp_path_factory):
+    """The selected examples, each placed in its sandbox and started in the background, in order."""
+    root = tmp_path_factory.mktemp("examples")
+    assets, run = Assets(root / "assets"), Runner()
+    chosen = [item.callspec.params["example"] for item in request.session.items
+              if getattr(item, "function", None) is test_documented_example_runs]  # fmt: skip
+    for example in sorted(chosen, key=lambda e: "torchrun" not in str(e)):  # one at a time: start them first
+        case = TABLE.get(example)
+        if case is None or case.synopsis or example in run.futures:
+            continue
+        box = root / f"example{len(run.futures)}"
+        for need in case.needs:
+            dest, asset = need.split("=")
+            name, _, inner = asset.partition("/")
+            assets.place(name, destination(box, dest), inner)
+        run.submit(example, shell_line(example, case.extra, case.replace, case.nodes), box)
+    yield run
+    run.close()
+    shutil.rmtree(root / "assets", ignore_errors=True)
+
+
+@pytest.mark.parametrize("example", list(EXAMPLES), ids=list(EXAMPLES))
+def test_documented_example_runs(example, runner):
+    where = ", ".join(EXAMPLES[example])
+    case = TABLE.get(example)
+    if case is None:
+        pytest.fail(f"{example!r} (shown in {where}) is not in TABLE in {__file__}: add it to the table")
+    if case.synopsis:
+        return check_synopsis(example)
+    proc, sandbox = runner.result(example)
+    said = f"$ {proc.args}\n(shown in {where})\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+    assert proc.returncode == case.code, said
+    assert "Traceback" not in proc.stderr + proc.stdout and "unexpected" not in proc.stderr.lower(), said
+    errors = [row for row in proc.stderr.splitlines() if row.startswith("error:")]
+    assert len(errors) == (0 if case.code == 0 else 1), said
+    assert case.says in proc.stdout + proc.stderr, said
+    for name in case.writes:
+        assert destination(sandbox, name).exists(), f"{name} was not written\n{said}"
+    shutil.rmtree(sandbox)  # checkpoints of base models add up to gigabytes; a failed example's stays
+
+
+def check_synopsis(line: str) -> None:
+    """A usage line: its command exists, and so does every option it names."""
+    command, path = _command(line.split())
+    known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    named = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", line.split(" ".join(path), 1)[1]))
+    assert named - known == set(), f"{line!r}: swin {' '.join(path)} has no {sorted(named - known)}"
+
+
+def _command(words: list[str]):
+    """The deepest command of ``swin ...`` that ``words`` name, and its path."""
+    import typer
+
+    from swincli.cli.app import build_app
+
+    command, path = typer.main.get_command(build_app()), []
+    for word in words[1:]:
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        command, path = sub, [*path, word]
+    assert path, f"{' '.join(words[:2])!r} is not a swin command"
+    return command, path
+
+
+def test_table_lists_only_documented_examples():
+    stale = sorted(set(TABLE) - set(EXAMPLES))
+    assert not stale, f"no longer shown in --help or the docs, remove from TABLE: {stale}"
+
+
+WALK = """
+import sys, typer
+from swincli.cli import main
+from swincli.cli.app import build_app
+
+def walk(command, path):
+    yield path, bool(getattr(command, "commands", None))
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from walk(sub, path + [name])
+
+for path, group in walk(typer.main.get_command(build_app()), []):
+    print("RUN", "/".join(path) or "-", "group" if group else "command", main(path + ["--help"]))
+print("TORCH", "torch" in sys.modules)
+"""
+
+
+def test_every_command_help_renders_with_examples_and_without_torch():
+    """``--help`` of every command and group exits 0; every command shows examples; none imports torch."""
+    proc = subprocess.run([sys.executable, "-c", WALK], capture_output=True, text=True, env=dict(os.environ, COLUMNS="160"))
+    assert proc.returncode == 0, proc.stderr
+    runs = [row.split() for row in proc.stdout.splitlines() if row.startswith("RUN ")]
+    assert len(runs) >= 11 and all(code == "0" for *_, code in runs), runs
+    sections = proc.stdout.split("Usage: ")
+    assert len(sections) == len(runs) + 1
+    for (_, name, kind, _), text in zip(runs, sections[1:]):
+        assert kind == "group" or "Examples" in text, f"swin {name.replace('/', ' ')} --help shows no examples"
+    assert "TORCH False" in proc.stdout
