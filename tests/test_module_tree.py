@@ -83,7 +83,9 @@ def test_lora_output_equals_the_merged_model(name, optimised):
 
 @pytest.mark.parametrize("name", ["swin-nano", "swinv2-nano"])
 def test_every_lora_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)  # the suite's earlier tests must not decide which blocks are dropped
     adapted = lora_model(name, optimised=False).train()
+    adapted.get_base_model().set_drop_path(0.0)  # a dropped block's adapters rightly get no gradient
     x = torch.randn(2, 3, 64, 64)
     adapted(x).square().mean().backward()
     lora = {n: p for n, p in adapted.named_parameters() if "lora_" in n}
