@@ -118,6 +118,24 @@ def finetune(reporter=None, **options: Any):
     return run(TrainConfig.from_dict(options), finetune=True, reporter=reporter, explicit=list(options))
 
 
+def explain(model: Any, paths: list[str], out_dir: str, method: str = "gradcam", **options: Any) -> list[dict]:
+    """``swin predict --explain`` from Python: a heatmap PNG per image in ``out_dir`` (see :mod:`swincli.explain`).
+    ``model``: a loaded model, or a checkpoint path / layout ``load()`` reads; ``options``: ``batch_size``,
+    ``device``, ``workers``. Same-named PNGs in ``out_dir`` are replaced. One dict per path: ``path``, ``file``,
+    ``index``, ``label``, ``prob`` or ``error``."""
+    from dataclasses import asdict
+
+    from swincli.explain import explain as run
+    from swincli.explain import require_gradcam
+
+    require_gradcam()
+    if not hasattr(model, "config"):
+        from swincli.loader import load
+
+        model = load(model)
+    return [asdict(e) for e in run(model, list(paths), out_dir, method, **options)]
+
+
 def evaluate(checkpoint: str, data: str, **options: Any) -> dict:
     """``swin eval`` from Python: acc1/acc5 (percent), loss, images and per-class accuracy."""
     from swincli.engine.eval_run import run_eval

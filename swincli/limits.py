@@ -107,6 +107,7 @@ CLASSES = ints(0, MAX_CLASSES)
 # every numeric setting of swin train / finetune (flag, config file and TrainConfig alike)
 TRAIN: dict[str, Range] = {
     "val_split": floats(0, 1, hi_open=True),
+    "epoch_size": ints(1, 10**12),
     "epochs": ints(1, MAX_EPOCHS),
     "batch_size": BATCH,
     "lr": floats(0, 10, lo_open=True),
@@ -115,11 +116,15 @@ TRAIN: dict[str, Range] = {
     "warmup_epochs": floats(0, MAX_EPOCHS),
     "weight_decay": floats(0, 10),
     "layer_decay": floats(0, 1, lo_open=True),
+    "lora": ints(1, 4096),
+    "lora_alpha": floats(0, 1e4, lo_open=True),
+    "lora_dropout": floats(0, 1, hi_open=True),
     "drop_path": floats(0, 1, hi_open=True),
     "smoothing": floats(0, 1, hi_open=True),
     "mixup": floats(0, 100),
     "cutmix": floats(0, 100),
     "reprob": floats(0, 1),
+    "crop_scale": floats(0, 1, lo_open=True),
     "clip_grad": floats(0, 1e6),
     "ema": floats(0, 1, lo_open=True, hi_open=True),
     "accum_steps": ints(1, MAX_BATCH),

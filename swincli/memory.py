@@ -44,10 +44,13 @@ class Estimate:
 
 
 def estimate(config: SwinConfig, batch: int, *, train: bool, amp: bool = False, grad_checkpointing: bool = False,
-             attn_chunk: int | None = None, ema: bool = False, weights: bool = True) -> Estimate:  # fmt: skip
-    """The peak of one inference batch or one training step; ``weights=False``: already in memory, not counted."""
+             attn_chunk: int | None = None, ema: bool = False, weights: bool = True,
+             trainable: int | None = None) -> Estimate:  # fmt: skip
+    """The peak of one inference batch or one training step; ``weights=False``: already in memory, not counted.
+    ``trainable``: the parameters with gradients and AdamW state (LoRA, a frozen trunk); None: all of them."""
     params = count_params(config)
-    fixed = (4 * params if weights else 0) + (12 * params if train else 0) + (4 * params if ema else 0)
+    learned = params if trainable is None else trainable
+    fixed = (4 * params if weights else 0) + (12 * learned if train else 0) + (4 * params if ema else 0)
     act = 2 if amp else 4  # bytes per activation; attention probabilities stay fp32 under autocast
     h, w = config.image_hw
     image = batch * config.in_chans * h * w * 4

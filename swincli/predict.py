@@ -34,9 +34,13 @@ class Prediction:
     top_k: list[dict[str, Any]] | None = None
     error: str | None = None
     features: torch.Tensor | None = None
+    explanation: str | None = None  # the heatmap PNG of ``--explain`` (swincli.explain)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "error": self.error} if self.error else {"path": self.path, "top_k": self.top_k}
+        if self.error:
+            return {"path": self.path, "error": self.error}
+        out = {"path": self.path, "top_k": self.top_k}
+        return out if self.explanation is None else {**out, "explanation": self.explanation}
 
 
 def collect_inputs(inputs: Iterable[str], stdin=None) -> list[str]:

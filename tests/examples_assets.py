@@ -59,6 +59,40 @@ def _dataset(classes: tuple[str, ...]) -> Callable[[Path], None]:
     return build
 
 
+def _hf_dataset(root: Path) -> None:
+    """A Hugging Face DatasetDict (train, validation) written by save_to_disk, classes cat and dog."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features
+    from datasets import Image as HFImage
+
+    rng = np.random.default_rng(0)
+
+    def split(count: int) -> Dataset:
+        images = [Image.fromarray((rng.random((40, 40, 3)) * 255).astype("uint8")) for _ in range(count)]
+        return Dataset.from_dict({"image": images, "label": [i % len(CLASSES) for i in range(count)]},
+                                 features=Features({"image": HFImage(), "label": ClassLabel(names=list(CLASSES))}))  # fmt: skip
+
+    DatasetDict(train=split(8), validation=split(4)).save_to_disk(str(root))
+
+
+def _wds_shards(root: Path) -> None:
+    """webdataset shards train-00000{0..3}.tar and val-000000.tar (KEY.png + KEY.cls) with a classes.txt."""
+    import io
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for name, count in [(f"train-{i:06d}", 4) for i in range(4)] + [("val-000000", 4)]:
+        with tarfile.open(root / f"{name}.tar", "w") as tar:
+            for i in range(count):
+                buf = io.BytesIO()
+                Image.fromarray((rng.random((40, 40, 3)) * 255).astype("uint8")).save(buf, "PNG")
+                for member, data in ((f"{name}_{i}.png", buf.getvalue()), (f"{name}_{i}.cls", str(i % len(CLASSES)).encode())):
+                    info = tarfile.TarInfo(member)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    (root / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
+
+
 def _run(store: "Assets") -> Callable[[Path], None]:
     """A real (tiny) run directory: swin-nano trained one step of a two-epoch run, so it also resumes."""
 
@@ -148,6 +182,8 @@ class Assets:
             "pngs": _images(".png", 2),
             "dataset": _dataset(CLASSES),
             "dataset-extra": _dataset((*CLASSES, "fox")),  # a class the checkpoints do not know
+            "hf-dataset": _hf_dataset,  # --data hf:DIR
+            "wds-shards": _wds_shards,  # --data 'wds:...'
             "run": _run(self),
             "swin-t.safetensors": _ours("swin-t"),
             "tiny.safetensors": _ours("swin-nano", num_classes=len(CLASSES), class_names=list(CLASSES), img_size=64,

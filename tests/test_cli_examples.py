@@ -92,21 +92,38 @@ TABLE: dict[str, Case] = {
         needs=("holiday=jpgs", HUB), writes=("preds.csv",)),
     "swin predict 'shots/*.png' --features -o embeddings.npy": Case(
         needs=("shots=pngs", HUB), writes=("embeddings.npy", "embeddings.npy.paths.txt")),
+    "swin predict photos/ --checkpoint runs/train/exp/best.safetensors --explain cams/": Case(
+        needs=("photos=jpgs", RUN), writes=("cams/img0.png", "cams/img1.png"), says="heatmap: cams/img0.png"),
     # --- eval
     "swin eval --checkpoint runs/train/exp/best.safetensors --data ~/datasets/imagenette": Case(
         needs=(RUN, "~/datasets/imagenette=dataset"), says="acc1"),
     "swin eval --checkpoint runs/train/exp/best.safetensors --data DIR": Case(needs=(RUN, DIR), says="acc1"),
     "swin eval -c swinv2-b.safetensors -d DIR --size 384 --window 24 --format json": Case(
         needs=("swinv2-b.safetensors=v2-384-ft.safetensors", DIR), says='"acc1"'),
+    "swin eval -c runs/train/exp/best.safetensors --data hf:./beans": Case(needs=(RUN, "beans=hf-dataset"), says="acc1"),
     "swin eval -c best.safetensors -d DIR --per-class": Case(needs=(BEST, DIR)),
     "swin eval -c best.safetensors -d DIR --remap": Case(needs=(BEST, "DIR=dataset-extra")),
+    "swin eval -c best.safetensors -d DIR --plot confusion.png": Case(
+        needs=(BEST, DIR), writes=("confusion.png",), says="mistaken for"),
     # --- train
     "swin train": Case(extra=STEP, writes=("runs/train/exp/best.safetensors",)),
     "swin train --model swin-t --data ~/datasets/imagenette --epochs 100": Case(
         needs=("~/datasets/imagenette=dataset",), extra=STEP, writes=("runs/train/exp/last.safetensors",)),
+    "swin train --model swin-nano --data digits/ --size 64 --window 4 --epochs 25 --batch-size 64": Case(
+        needs=("digits=dataset",), extra=STEP, says="recipe auto"),
+    "swin train --model swin-t --data hf:./beans --epochs 30": Case(
+        needs=("beans=hf-dataset",), extra=STEP, writes=("runs/train/exp/best.safetensors",)),
+    "swin train --model swin-t --data 'wds:shards/train-{000000..000003}.tar::shards/val-000000.tar' --epochs 30": Case(
+        needs=("shards=wds-shards",), extra=STEP, writes=("runs/train/exp/best.safetensors",)),
+    "swin train --model swin-t --data 'wds:pipe:cat shards/train-{000000..000003}.tar' --epoch-size 16 --epochs 30": Case(
+        needs=("shards=wds-shards",), extra=STEP, writes=("runs/train/exp/best.safetensors",)),
     "swin train --config recipe.yaml --lr 1e-3": Case(
         needs=("recipe.yaml=recipe.yaml",), extra=STEP, writes=("runs/train/exp/last.safetensors",)),
     "swin train --resume runs/train/exp3": Case(needs=("runs/train/exp3=run",), says="results saved to runs/train/exp3"),
+    "swin train --data DIR --log tensorboard": Case(
+        needs=(DIR,), extra=STEP, writes=("runs/train/exp/tensorboard/epochs", "runs/train/exp/confusion.png")),
+    "swin train --data DIR --log mlflow": Case(
+        needs=(DIR,), extra=STEP, writes=("mlruns", "runs/train/exp/mlflow.json"), says="mlflow ui"),
     # --- finetune
     "swin finetune -c swinv2-b-192.safetensors --size 384 --window 24 --data DIR": Case(
         needs=("swinv2-b-192.safetensors=v2-192.safetensors", DIR), extra=STEP,
@@ -126,6 +143,9 @@ TABLE: dict[str, Case] = {
         writes=("runs/finetune/exp/best.safetensors",)),
     "swin finetune --model swinv2-b --data DIR --config recipe.yaml": Case(
         needs=(HUB, DIR, "recipe.yaml=recipe.yaml"), extra=STEP, writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune --model swinv2-t --data DIR --lora 8": Case(
+        needs=(HUB, DIR), extra=STEP, says="LoRA r=8",
+        writes=("runs/finetune/exp/best.safetensors", "runs/finetune/exp/adapter/adapter_model.safetensors")),
     # --- distributed (gloo on CPU)
     "torchrun --nproc-per-node 4 -m swincli train --model swinv2-t --data DIR": Case(
         needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
@@ -135,6 +155,9 @@ TABLE: dict[str, Case] = {
         needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
     "torchrun --nproc-per-node 4 -m swincli train --model swin-b --data DIR --zero": Case(
         needs=(DIR,), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
+    "torchrun --nproc-per-node 4 -m swincli train --model swin-t --data "
+    "'wds:shards/train-{000000..000003}.tar::shards/val-000000.tar'": Case(
+        needs=("shards=wds-shards",), extra=DIST, replace=TWO, writes=("runs/train/exp/last.safetensors",)),
     # two "nodes" on this machine meet through c10d at 127.0.0.1, one process each, not 8; "..." is --data DIR
     "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m swincli train ...": Case(
         needs=(DIR,), extra=DIST, nodes=2, writes=("runs/train/exp/last.safetensors",),
@@ -155,13 +178,13 @@ TABLE: dict[str, Case] = {
     "swin finetune -c CHECKPOINT --data DIR [--size S] [--window W] [OPTIONS]": SYNOPSIS,
     "swin eval -c CHECKPOINT --data DIR": SYNOPSIS,
     "swin eval --checkpoint runs/train/exp/best.safetensors --data DIR [--size S] [--window W] [--per-class] [--remap] "
-    "[--format json]": SYNOPSIS,
+    "[--plot FILE.png] [--format json]": SYNOPSIS,
     "swin convert SRC -o OUT [--from auto|official|timm|hf|torchvision|swin] [--to swin|official|timm|hf|torchvision|onnx] "
     "[--model NAME] [--size S|HxW] [--window W|w1,w2,w3,w4] [--pretrained-window p1,p2,p3,p4] [--num-classes N] "
     "[--check/--no-check] [--force] [--json]": SYNOPSIS,
     "swin predict INPUTS... [--model NAME | --checkpoint PATH] [--top-k 5] [--size S] [--window W] [--batch-size 32] "
     "[--workers 2] [--device cpu|cuda] [--amp bf16|none] [--format table|json|csv] [--output FILE] [--features] "
-    "[--offline] [--revision REV]": SYNOPSIS,
+    "[--explain DIR] [--explain-method gradcam|gradcam++|scorecam|eigencam] [--offline] [--revision REV]": SYNOPSIS,
     "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] [--gpu] "
     "[--amp bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
     "[--compare timm] [--json] [--plot FILE]": SYNOPSIS,

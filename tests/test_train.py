@@ -1,6 +1,7 @@
 """swin train / finetune / eval on tiny models and generated data (CPU, a few steps each)."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -62,7 +63,7 @@ def test_train_writes_a_complete_run_directory(folder, tmp_path, capsys):
         assert isinstance(rows[-1][key], float), key
     assert 0 <= rows[-1]["val_acc1"] <= 100
     args = json.loads((out / "args.json").read_text())
-    assert args["recipe"] == "official" and args["smoothing"] == 0.1 and args["mixup"] == 0.8
+    assert args["recipe"] == "auto" and args["smoothing"] == 0.1 and args["mixup"] == 0.0  # 9 images: small data
     model = load_model(out / "best.safetensors")
     assert model.class_names == ["blue", "green", "red"] and model.preprocessing.input_size == (32, 32)
     assert model.provenance["training"]["args"]["epochs"] == 2
@@ -88,7 +89,7 @@ def test_finetune_changes_size_window_and_classes(folder, tmp_path, capsys):
     assert model.config.num_classes == 3 and model.config.image_hw == (64, 64)
     assert [st.pretrained_window[0] for st in model.config.layout()] == [2, 2, 2, 1]
     args = json.loads((out / "args.json").read_text())
-    assert args["recipe"] == "finetune" and args["weight_decay"] == 1e-8 and args["drop_path"] == 0.2
+    assert args["recipe"] == "auto" and args["weight_decay"] == 0.05 and args["drop_path"] == 0.1  # auto, fine-tuning
 
 
 def test_eval_reports_json_and_per_class(folder, tmp_path, capsys):
@@ -132,7 +133,7 @@ def test_a_flag_beats_the_config_file_even_at_its_default(folder, tmp_path, caps
 def test_warmup_lr_flag_is_taken_as_given(folder, tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "--data", str(folder), "--warmup-lr", "5e-7", "--epochs", "1",
-                           "--max-steps", "1", "-o", str(out), *TINY)  # fmt: skip
+                           "--max-steps", "1", "-o", str(out), "--recipe", "official", *TINY)  # fmt: skip
     args = json.loads((out / "args.json").read_text())
     assert code == 0, err
     assert args["warmup_lr"] == 5e-7  # the official recipe's value, but given: not scaled by batch/512
@@ -146,7 +147,7 @@ def test_short_c_is_the_checkpoint(folder, tmp_path, capsys):
                            "-o", str(out), *TINY)  # fmt: skip
     assert code == 0, err
     args = json.loads((out / "args.json").read_text())
-    assert args["checkpoint"] == str(ck) and args["recipe"] == "finetune"
+    assert args["checkpoint"] == str(ck) and args["recipe"] == "auto" and args["lr"] == pytest.approx(3e-4 * 0.25)
     code, _, err = run_cli(capsys, "train", "-c", str(ck), *TINY)
     assert code == 2 and "swin finetune" in err and err.strip().count("\n") == 0 and "Traceback" not in err
 
@@ -160,7 +161,7 @@ def test_train_and_finetune_have_their_own_help(capsys, monkeypatch, command, ow
     monkeypatch.setenv("COLUMNS", "200")
     code, printed, _ = run_cli(capsys, command, "--help")
     assert code == 0 and all(text in printed for text in own) and other not in printed
-    assert "--checkpoint  -c" in printed and "--warmup-lr" in printed
+    assert re.search(r"--checkpoint +-c", printed) and "--warmup-lr" in printed
 
 
 def test_corrupt_images_are_skipped_and_empty_data_refused(tmp_path, capsys):

@@ -36,6 +36,8 @@ def predict(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results to this file (complete or not at all).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing -o file.")] = False,
     features: Annotated[bool, typer.Option("--features", help="Write pooled embeddings (.npy) instead of classes.")] = False,
+    explain: Annotated[Optional[Path], typer.Option("--explain", help="Also write a heatmap PNG per image into this folder: where the model saw its top class (needs the grad-cam library).")] = None,
+    explain_method: Annotated[Optional[str], typer.Option("--explain-method", help="gradcam (default), gradcam++, scorecam or eigencam.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never download: use cached weights only.")] = False,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision of published weights.")] = None,
 ) -> None:
@@ -55,6 +57,7 @@ def predict(
             check_writable_target(target, force)
     if model and checkpoint:
         raise SwinUsageError("--model and --checkpoint are alternatives")
+    method = _explain_method(explain, explain_method, features, force)
     note = render.console(stderr=True)
     net = _load(model, checkpoint, parse_size(size), parse_window(window), revision, offline, note)
     for line in net.load_notes:
@@ -68,18 +71,27 @@ def predict(
     progress = _progress(len(paths), batch_size)
     results = run(net, paths, top_k, batch_size, dev, dtype, workers, features,
                   on_batch=(lambda n: progress.advance(progress.task_ids[0], n)) if progress else None)  # fmt: skip
+    heatmaps = [0]
+    if explain is not None:
+        from swincli.explain import explain_predictions
+
+        results = _counted(explain_predictions(net, results, paths, explain, method, batch_size=batch_size, device=dev,
+                                               workers=workers), heatmaps)  # fmt: skip
     try:
         if features:
             failed = _write_features(results, output, note)
         elif output is not None:
-            failed = _emit_to_file(results, output_format, output)
+            failed = _emit_to_file(results, output_format, output, explain is not None)
         else:
-            failed = _emit(results, output_format, None)
+            failed = _emit(results, output_format, None, explain is not None)
     finally:
         if progress:
             progress.stop()
     if output:
         note.print(f"results saved to [bold]{escape(str(output))}[/bold]", highlight=False)
+    if explain is not None:
+        note.print(f"{heatmaps[0]} heatmap{'s' * (heatmaps[0] != 1)} ({method}) saved to [bold]{escape(str(explain))}[/bold]",
+                   highlight=False)  # fmt: skip
     if failed:
         raise typer.Exit(1)
 
@@ -87,6 +99,7 @@ def predict(
 predict.examples = [
     "swin predict cat.jpg --model swinv2-b",
     "swin predict photos/ --checkpoint runs/train/exp/best.safetensors --format json",
+    "swin predict photos/ --checkpoint runs/train/exp/best.safetensors --explain cams/",
     "find . -name '*.jpg' | swin predict - --format csv -o preds.csv",
     "swin predict 'shots/*.png' --features -o embeddings.npy",
 ]
@@ -107,6 +120,31 @@ def _output_format(given: str | None, output: Path | None) -> str:
         raise SwinUsageError(f"--format {given} contradicts the name {output.name}",
                              hint=f"drop --format: a {output.suffix} file gets {implied}; or rename the file")  # fmt: skip
     return given or implied or "table"
+
+
+def _explain_method(explain: Path | None, method: str | None, features: bool, force: bool) -> str:
+    """--explain's method, checked with its folder and the grad-cam import before the model loads."""
+    from swincli.errors import SwinUsageError
+
+    if explain is None:
+        if method is not None:
+            raise SwinUsageError("--explain-method needs --explain DIR")
+        return ""
+    from swincli.explain import check_method, check_target_dir, require_gradcam
+
+    if features:
+        raise SwinUsageError("--explain and --features are alternatives", hint="explanations are of classes")
+    method = check_method(method or "gradcam")
+    require_gradcam()
+    check_target_dir(explain, force)
+    return method
+
+
+def _counted(results, count: list[int]):
+    """Pass results through, counting those with a heatmap (for the closing line)."""
+    for r in results:
+        count[0] += r.explanation is not None
+        yield r
 
 
 def _names_file(features: Path) -> Path:
@@ -144,22 +182,23 @@ def _load(model: str | None, checkpoint: str | None, size, window, revision: str
     return net
 
 
-def _emit_to_file(results, fmt: str, output: Path) -> bool:
+def _emit_to_file(results, fmt: str, output: Path, explained: bool = False) -> bool:
     """Stream into a temporary file beside ``output``, renamed over it at the end: Ctrl-C keeps the old file."""
     from swincli.fileio import atomic_file
 
     with atomic_file(output) as tmp, open(tmp, "w", newline="") as stream:
-        return _emit(results, fmt, stream)
+        return _emit(results, fmt, stream, explained)
 
 
-def _emit(results, fmt: str, stream) -> bool:
-    """Print (or write to ``stream``) each result as it comes; returns whether any input failed."""
+def _emit(results, fmt: str, stream, explained: bool = False) -> bool:
+    """Print (or write to ``stream``) each result as it comes; returns whether any input failed.
+    ``explained`` (--explain): csv gets an ``explanation`` column, the table a heatmap line."""
     failed = False
     console = render.console(stderr=False) if stream is None else None
     err = render.console(stderr=True)
     writer = csv.writer(stream or sys.stdout) if fmt == "csv" else None
     if writer:
-        writer.writerow(["path", "rank", "index", "label", "prob", "error"])
+        writer.writerow(["path", "rank", "index", "label", "prob", "error"] + ["explanation"] * explained)
     for r in results:
         failed = failed or r.error is not None
         if r.error and fmt == "table":
@@ -168,10 +207,11 @@ def _emit(results, fmt: str, stream) -> bool:
             line = json.dumps(r.to_dict())
             print(line, file=stream) if stream else typer.echo(line)
         elif fmt == "csv":
+            extra = [r.explanation or ""] * explained
             if r.error:
-                writer.writerow([r.path, "", "", "", "", r.error])
+                writer.writerow([r.path, "", "", "", "", r.error] + extra)
             for rank, e in enumerate(r.top_k or [], 1):
-                writer.writerow([r.path, rank, e["index"], e["label"], f"{e['prob']:.6f}", ""])
+                writer.writerow([r.path, rank, e["index"], e["label"], f"{e['prob']:.6f}", ""] + extra)
         else:
             table = _table(r)
             if stream:
@@ -194,7 +234,8 @@ def _table(r):
     table.add_column("", min_width=20)
     for rank, e in enumerate(r.top_k or [], 1):
         table.add_row(str(rank), Text(e["label"]), f"{e['prob']:.1%}", "[green]" + "█" * max(1, round(e["prob"] * 20)) + "[/green]")
-    return Group(Text(r.path, style="bold", overflow="fold"), table)
+    heatmap = [Text(f"heatmap: {r.explanation}", overflow="fold")] if r.explanation else []
+    return Group(Text(r.path, style="bold", overflow="fold"), table, *heatmap)
 
 
 def _write_features(results, path: Path, note) -> bool:

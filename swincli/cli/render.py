@@ -11,7 +11,8 @@ PIPE_WIDTH = 120  # when writing to a file or pipe, don't squeeze tables into 80
 
 def console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
+    # no :emoji: codes: a path or a name like hf:cat:config would otherwise print as a picture
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH, emoji=False)
 
 
 def _fmt(pair) -> str:

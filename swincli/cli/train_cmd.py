@@ -35,11 +35,14 @@ def _opt(*names: str, help: str, panel: str, **kw):
 def run(
     ctx: typer.Context,
     model: Annotated[Optional[str], _opt("--model", "-m", help="Model name or alias (default swin-nano; finetune: pretrained weights).", panel=P_DATA)] = None,
-    data: Annotated[Optional[str], _opt("--data", "-d", help="DIR/{train,val}/<class>/*, one class tree, or a torchvision name (cifar10, ...). Default: built-in shapes.", panel=P_DATA)] = None,
+    data: Annotated[Optional[str], _opt("--data", "-d", help="DIR/{train,val}/<class>/*, one class tree, a torchvision name (cifar10, ...), hf:NAME[:config] (Hugging Face datasets) or wds:SHARDS[::VAL_SHARDS] (webdataset tars, e.g. 'wds:train-{000..099}.tar'). Default: built-in shapes.", panel=P_DATA)] = None,
     checkpoint: Annotated[Optional[str], _opt("--checkpoint", "-c", help="finetune: start from these weights (any layout swin convert reads).", panel=P_DATA)] = None,
     size: SizeOpt = None,
     window: WindowOpt = None,
     val_split: Annotated[Optional[float], _opt("--val-split", help="Hold out this fraction when there is no val/ folder.", panel=P_DATA)] = None,
+    image_column: Annotated[Optional[str], _opt("--image-column", help="--data hf:...: the column of images (default: the Image feature).", panel=P_DATA)] = None,
+    label_column: Annotated[Optional[str], _opt("--label-column", help="--data hf:...: the column of labels (default: the ClassLabel feature).", panel=P_DATA)] = None,
+    epoch_size: Annotated[Optional[int], _opt("--epoch-size", help="--data wds:...: samples an epoch; skips counting the shards at the start (remote pipe:/https shards).", panel=P_DATA)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Epochs.", panel=P_SCHED)] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", "-b", help="Batch size per process.", panel=P_SCHED)] = None,
     lr: Annotated[Optional[float], _opt("--lr", help="Peak learning rate (default: recipe value x total batch / 512).", panel=P_SCHED)] = None,
@@ -49,12 +52,17 @@ def run(
     weight_decay: Annotated[Optional[float], _opt("--weight-decay", help="AdamW weight decay (not on norms, biases, position tables).", panel=P_SCHED)] = None,
     layer_decay: Annotated[Optional[float], _opt("--layer-decay", help="Layer-wise lr decay, e.g. 0.8.", panel=P_SCHED)] = None,
     freeze: Annotated[bool, _opt("--freeze", help="Train the head only (linear probe).", panel=P_SCHED)] = False,
+    lora: Annotated[Optional[int], _opt("--lora", help="finetune: train rank-R LoRA adapters (plus norms, position bias, head) instead of every weight; needs peft.", panel="LoRA")] = None,
+    lora_alpha: Annotated[Optional[float], _opt("--lora-alpha", help="Adapter scale alpha (update x alpha/R; default alpha = R).", panel="LoRA")] = None,
+    lora_dropout: Annotated[Optional[float], _opt("--lora-dropout", help="Dropout on the adapters' input (default 0).", panel="LoRA")] = None,
+    lora_targets: Annotated[Optional[str], _opt("--lora-targets", help="Comma list of Linear layers to adapt: qkv, proj, fc1, fc2, reduction (default qkv,proj,fc1,fc2).", panel="LoRA")] = None,
     drop_path: Annotated[Optional[float], _opt("--drop-path", help="Stochastic depth rate.", panel=P_AUG)] = None,
     smoothing: Annotated[Optional[float], _opt("--smoothing", help="Label smoothing.", panel=P_AUG)] = None,
     mixup: Annotated[Optional[float], _opt("--mixup", help="Mixup alpha (0 = off).", panel=P_AUG)] = None,
     cutmix: Annotated[Optional[float], _opt("--cutmix", help="CutMix alpha (0 = off).", panel=P_AUG)] = None,
     aa: Annotated[Optional[str], _opt("--aa", help="RandAugment spec (rand-m9-mstd0.5-inc1) or none.", panel=P_AUG)] = None,
     reprob: Annotated[Optional[float], _opt("--reprob", help="Random erasing probability.", panel=P_AUG)] = None,
+    crop_scale: Annotated[Optional[float], _opt("--crop-scale", help="Smallest area fraction of the random-resized crop (official 0.08).", panel=P_AUG)] = None,
     clip_grad: Annotated[Optional[float], _opt("--clip-grad", help="Gradient norm clipping (0 = off).", panel=P_AUG)] = None,
     ema: Annotated[Optional[float], _opt("--ema", help="Keep an EMA of the weights with this decay (e.g. 0.9998).", panel=P_AUG)] = None,
     accum_steps: Annotated[int, _opt("--accum-steps", help="Gradient accumulation steps.", panel=P_DIST)] = 1,
@@ -72,8 +80,9 @@ def run(
     force: Annotated[bool, _opt("--force", help="Start over in an -o directory that holds an earlier run (its run files are replaced, nothing else).", panel=P_RUN)] = False,
     resume: Annotated[Optional[str], _opt("--resume", help="Continue the run in this directory.", panel=P_RUN)] = None,
     save_every: Annotated[Optional[int], _opt("--save-every", help="Also save the resume state every N steps.", panel=P_RUN)] = None,
-    recipe: Annotated[Optional[str], _opt("--recipe", help="official, finetune or demo (default: by data and command).", panel=P_RUN)] = None,
+    recipe: Annotated[Optional[str], _opt("--recipe", help="auto (chosen from the data), official, finetune or demo (default: demo without --data, else auto).", panel=P_RUN)] = None,
     max_steps: Annotated[Optional[int], _opt("--max-steps", help="Stop after N optimizer steps.", panel=P_RUN, hidden=True)] = None,
+    log: Annotated[Optional[list[str]], _opt("--log", "--log-to", help="Also log the run to tensorboard and/or mlflow (repeat the flag or comma-separate: --log tensorboard,mlflow; under torchrun write --log-to).", panel=P_RUN, metavar="TRACKER")] = None,
     config: Annotated[Optional[Path], _opt("--config", help="YAML/JSON file of options: they apply unless given as flags.", panel=P_RUN)] = None,
     quiet: Annotated[bool, _opt("--quiet", "-q", help="Only the final line.", panel=P_RUN)] = False,
 ) -> None:
@@ -85,6 +94,7 @@ def _run(ctx: typer.Context, finetune: bool) -> None:
     """Options (command line over config file) -> TrainConfig -> the engine; ``--quiet`` goes to the reporter only."""
     from swincli.cli.train_progress import TrainReporter
     from swincli.engine.recipe import TrainConfig
+    from swincli.engine.tracking import parse_log
     from swincli.engine.trainer import train as train_run
 
     options = dict(ctx.params)  # every option of ``run``, by parameter name, as parsed
@@ -98,10 +108,11 @@ def _run(ctx: typer.Context, finetune: bool) -> None:
     options["size"] = parse_size(options["size"]) if isinstance(options["size"], str) else options["size"]
     options["window"] = parse_window(options["window"]) if isinstance(options["window"], str) else options["window"]
     options["amp"], options["device"] = parse_amp(options["amp"]), parse_device(options["device"])
+    options["log"] = parse_log(options["log"])
     if not finetune and options["checkpoint"] is not None:
         raise SwinUsageError("-c/--checkpoint starts from trained weights",
                              hint="use swin finetune -c CK; a config file is --config FILE")  # fmt: skip
-    if finetune and options["checkpoint"] is None and options["model"] is None:
+    if finetune and options["checkpoint"] is None and options["model"] is None and options["resume"] is None:
         raise SwinUsageError("finetune needs --checkpoint CK (or --model NAME for published weights)")
     train_run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet), explicit=explicit)
 
@@ -158,5 +169,6 @@ finetune = Command(
         "swin finetune --checkpoint best.safetensors --data DIR --layer-decay 0.8",
         "swin finetune -c swin_tiny_patch4_window7_224.pth --data DIR --freeze",
         "swin finetune --model swinv2-b --data DIR --config recipe.yaml",
+        "swin finetune --model swinv2-t --data DIR --lora 8",
     ],
 )

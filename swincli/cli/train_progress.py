@@ -80,5 +80,9 @@ class TrainReporter(Reporter):
         self.abort()
         if not self.main:
             return
+        if result.lora is not None and not self.quiet:
+            from swincli.engine.lora import describe
+
+            self.console.print(escape(describe(result.lora)), highlight=False)
         best = f"best val acc1 {result.best_acc1:.2f}%, " if result.best_acc1 is not None else ""
         self.console.print(f"{best}results saved to [bold]{escape(str(result.run_dir))}[/bold]", highlight=False)

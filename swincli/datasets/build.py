@@ -1,8 +1,9 @@
 """Turning ``--data`` into train and validation sets.
 
 ``--data`` may be: nothing (the built-in shapes set), a folder with ``train/`` and ``val/`` class
-folders, a single class-folder tree split by ``--val-split``, or a torchvision dataset name,
-downloaded into the cache when online.
+folders, a single class-folder tree split by ``--val-split``, a torchvision dataset name,
+downloaded into the cache when online, ``hf:NAME[:config]`` (Hugging Face ``datasets``, see
+:mod:`swincli.datasets.hf`) or ``wds:SHARDS[::VAL_SHARDS]`` (webdataset tars, :mod:`swincli.datasets.wds`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
 
 from swincli.datasets.folder import ImageFolder
 from swincli.datasets.transforms import mix_seed
-from swincli.errors import SwinError
+from swincli.errors import SwinError, SwinUsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,13 +44,32 @@ class Data:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     in_memory: bool = False  # decoded arrays, not files: loader workers would only add copies
+    # wds: shards streamed by rank and loader worker (datasets/wds_stream.ShardStream; ``train`` is the same
+    # object); None: a map-style ``train`` read through ResumableSampler
+    stream: Any = None
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SWIN_CACHE", Path.home() / ".cache" / "swincli")) / "datasets"
 
 
-def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: int = 48) -> Data:
+def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: int = 48,
+               image_column: str | None = None, label_column: str | None = None,
+               epoch_size: int | None = None) -> Data:  # fmt: skip
+    """``--data`` as train and validation sets; ``image_column``/``label_column`` only for ``hf:``,
+    ``epoch_size`` only for ``wds:``."""
+    from swincli.datasets import hf, wds
+
+    if epoch_size is not None and not wds.is_wds(data):
+        raise SwinUsageError("--epoch-size applies to --data wds:... only",
+                             hint="other data is counted: its epoch is one pass over it")  # fmt: skip
+    if (image_column or label_column) and not hf.is_hf(data):
+        flag = "--image-column" if image_column else "--label-column"
+        raise SwinUsageError(f"{flag} applies to --data hf:... only", hint="image folders and wds: shards need no columns")
+    if hf.is_hf(data):
+        return hf.hf_data(data, val_split, seed, image_column, label_column)
+    if wds.is_wds(data):
+        return wds.wds_data(data, val_split, epoch_size)
     if data is None:
         from swincli.datasets.shapes import make_datasets
 
@@ -68,15 +89,24 @@ def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: in
 
 
 def eval_folder(data: str) -> Path | None:
-    """The folder ``swin eval --data`` reads (``DIR/val`` if present, else DIR); None for a torchvision name."""
-    if data.lower() in TORCHVISION and not Path(data).exists():
+    """The folder ``swin eval --data`` reads (``DIR/val`` if present, else DIR); None for a torchvision name,
+    ``hf:`` or ``wds:``."""
+    if data.startswith(("hf:", "wds:")) or (data.lower() in TORCHVISION and not Path(data).exists()):
         return None
     root = Path(data).expanduser()
     return root / "val" if (root / "val").is_dir() else root
 
 
-def eval_data(data: str, classes: list[str] | None) -> tuple[Dataset, list[str]]:
-    """The evaluation set of ``--data``: ``DIR/val`` if present, else the whole tree (or the test split)."""
+def eval_data(data: str, classes: list[str] | None, notes: list[str] | None = None) -> tuple[Dataset, list[str]]:
+    """The evaluation set of ``--data``: ``DIR/val`` if present, else the whole tree (or the test split;
+    for ``hf:`` the validation split, for ``wds:A::B`` the shards B). What was assumed goes to ``notes``."""
+    from swincli.datasets import hf, wds
+
+    if hf.is_hf(data) or wds.is_wds(data):
+        ds, names, said = hf.hf_eval(data) if hf.is_hf(data) else wds.wds_eval(data)
+        if notes is not None:
+            notes += said
+        return ds, names
     folder = eval_folder(data)
     if folder is None:
         built = _torchvision(data.lower())
@@ -106,18 +136,23 @@ def _train_val(root: Path) -> Data:
     return Data(train, val, train.classes, notes=notes, warnings=warn)
 
 
-def _one_tree(root: Path, fraction: float, seed: int, explicit: bool) -> Data:
-    full = ImageFolder(root)
-    warn: list[str] = []
-    _report_skipped(full, warn)
+def hold_out(full: Dataset, fraction: float, seed: int, where: str) -> tuple[Subset, Subset]:
+    """(train, validation): a seeded ``fraction`` of ``full`` held out for validation."""
     g = torch.Generator().manual_seed(mix_seed(seed, 7))
     order = torch.randperm(len(full), generator=g).tolist()
     n_val = max(1, int(round(len(full) * fraction)))
     if n_val >= len(full):
-        raise SwinError(f"{root} has too few images ({len(full)}) to hold out a validation split")
+        raise SwinError(f"{where} has too few images ({len(full)}) to hold out a validation split")
+    return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
+
+
+def _one_tree(root: Path, fraction: float, seed: int, explicit: bool) -> Data:
+    full = ImageFolder(root)
+    warn: list[str] = []
+    _report_skipped(full, warn)
+    train, val = hold_out(full, fraction, seed, str(root))
     notes = [] if explicit else [f"no val/ folder: holding out {fraction:.0%} of {root} for validation (--val-split)"]
-    return Data(Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val])), full.classes, notes=notes,
-                warnings=warn)  # fmt: skip
+    return Data(train, val, full.classes, notes=notes, warnings=warn)
 
 
 def _report_skipped(ds: ImageFolder, warn: list[str]) -> None:

@@ -19,9 +19,11 @@ from swincli.memory import ensure_fits, estimate
 
 def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_size: int = 64, workers: int = 2,
              device: str | None = None, amp: str | None = None, model_name: str | None = None,
-             remap: bool = False) -> dict[str, Any]:  # fmt: skip
+             remap: bool = False, confusion: bool = False) -> dict[str, Any]:  # fmt: skip
     """Accuracy and loss; ``metrics["notes"]`` says what was assumed or left out (``remap``: score only the
-    classes the data and the checkpoint share, matched by name)."""
+    classes the data and the checkpoint share, matched by name; ``confusion``: also ``metrics["confusion"]``,
+    true x predicted counts over the checkpoint's outputs, and ``metrics["class_names"]``, see
+    :mod:`swincli.engine.confusion`)."""
     from swincli.engine.trainer import _amp_dtype
     from swincli.inference import optimize_for_inference
     from swincli.loader import load
@@ -32,14 +34,18 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         optimize_for_inference(model)
         prep = model.preprocessing or Preprocessing.for_config(model.config)
         dataset, match = _labelled(data, model.class_names, model.config.num_classes, remap)
-        ds = Transformed(dataset, eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation))
+        tf = eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
+        ds = dataset.transformed(tf) if hasattr(dataset, "transformed") else Transformed(dataset, tf)  # wds: streamed
         batch_size = min(batch_size, max(1, len(ds)))  # a batch is never larger than the data
         need = estimate(model.config, batch_size, train=False, amp=_amp_dtype(amp, ctx.device) is not None,
                         weights=ctx.device.type != "cpu")  # fmt: skip
         ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")
         model.to(ctx.device)
-        metrics = evaluate(model, ds, batch_size, ctx, _amp_dtype(amp, ctx.device), workers, model.config.num_classes)
+        metrics = evaluate(model, ds, batch_size, ctx, _amp_dtype(amp, ctx.device), workers, model.config.num_classes,
+                           confusion=confusion)  # fmt: skip
         names = model.class_names or list(match.index)
+        if confusion:
+            metrics["class_names"] = [str(names[i]) if i < len(names) else str(i) for i in range(model.config.num_classes)]
         for row in metrics["per_class"]:
             row["class"] = names[row["index"]] if row["index"] < len(names) else str(row["index"])
         metrics["resized"] = bool(model.resize_report and model.resize_report.changed)
@@ -63,6 +69,10 @@ def _labelled(data: str, names: list[str] | None, num_classes: int, remap: bool)
             first = ", ".join(f"{p.name} ({why})" for p, why in dataset.skipped[:3])
             match.notes.append(f"skipped {len(dataset.skipped)} unreadable image(s) in {folder}: {first}")
         return Relabeled(dataset, kept, match), match
-    dataset, found = eval_data(data, None)  # a torchvision dataset, or a folder that will say what is wrong
+    said: list[str] = []  # hf: and wds: say which split, columns and class names they used
+    dataset, found = eval_data(data, None, said)  # a torchvision dataset, hf:, wds:, or a folder that will say what is wrong
     match = match_classes(found, names, num_classes, remap, data)
+    match.notes[:0] = said
+    if hasattr(dataset, "relabeled"):  # wds: shards are streamed: labels mapped as the samples come
+        return dataset.relabeled([match.index.get(c) for c in found]), match
     return Relabeled(dataset, found, match, getattr(dataset, "targets", None)), match

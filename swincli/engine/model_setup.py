@@ -30,6 +30,10 @@ def prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Da
                                         mean=data.mean, std=data.std)  # fmt: skip
     if cfg.freeze:
         rep.note(f"--freeze: training the head only ({freeze_all_but_head(model):,} parameters)")
+    if cfg.lora:  # after any resize and new head; a resumed run gets them again before its weights are restored
+        from swincli.engine.lora import add_adapters
+
+        rep.note(add_adapters(model, cfg))
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     if cfg.attn_chunk:

@@ -10,6 +10,7 @@ visible note for the defaults it chose. Recipes:
 - ``finetune``: the official fine-tuning recipe (30 epochs, 5 warm-up, lr 2e-5 x batch/512, wd 1e-8,
   drop path 0.2).
 - ``demo``: the built-in shapes dataset, sized to finish in about two minutes on a laptop CPU.
+- ``auto`` (the default for ``--data``): values chosen from the data, see :mod:`swincli.engine.auto_recipe`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swincli.errors import SwinUsageError
 from swincli.limits import MAX_SIDE, TRAIN
 from swincli.models.config import to_pair
+
+if TYPE_CHECKING:
+    from swincli.engine.auto_recipe import DataStats
 
 
 @dataclass
@@ -34,6 +38,9 @@ class TrainConfig:
     checkpoint: str | None = None  # finetune: start from these weights
     data: str | None = None  # image folder, torchvision dataset name, or None for the built-in set
     val_split: float | None = None
+    image_column: str | None = None  # --data hf:...: the column of images (default: the Image feature)
+    label_column: str | None = None  # --data hf:...: the column of labels (default: the ClassLabel feature)
+    epoch_size: int | None = None  # --data wds:...: samples an epoch, instead of counting the shards at the start
     size: Any = None
     window: Any = None
     # schedule
@@ -46,6 +53,10 @@ class TrainConfig:
     weight_decay: float | None = None
     layer_decay: float | None = None
     freeze: bool = False  # linear probe: train the head only
+    lora: int | None = None  # finetune: train rank-R LoRA adapters, norms and head (engine/lora.py); None: off
+    lora_alpha: float | None = None  # the adapters' scale is alpha / R (default alpha = R)
+    lora_dropout: float | None = None  # dropout on the adapters' input (default 0)
+    lora_targets: str | None = None  # comma list of Linear layer names (default qkv,proj,fc1,fc2)
     # regularisation and augmentation
     drop_path: float | None = None
     smoothing: float | None = None
@@ -53,6 +64,7 @@ class TrainConfig:
     cutmix: float | None = None
     aa: str | None = None
     reprob: float | None = None
+    crop_scale: float | None = None  # smallest area fraction of the random-resized crop (official: 0.08)
     clip_grad: float | None = None
     # mechanics
     accum_steps: int = 1
@@ -73,6 +85,7 @@ class TrainConfig:
     zero: bool = False
     recipe: str | None = None
     max_steps: int | None = None  # stop after this many optimizer steps (smoke tests, profiling)
+    log: list[str] | None = None  # run trackers: tensorboard, mlflow (engine/tracking.py)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,40 +108,51 @@ RETIRED = ("num_classes", "quiet")
 RECIPES: dict[str, dict[str, Any]] = {
     "official": dict(
         epochs=300, batch_size=128, lr=5e-4, min_lr=5e-6, warmup_lr=5e-7, warmup_epochs=20, weight_decay=0.05,
-        smoothing=0.1, mixup=0.8, cutmix=1.0, aa="rand-m9-mstd0.5-inc1", reprob=0.25, clip_grad=5.0,
+        smoothing=0.1, mixup=0.8, cutmix=1.0, aa="rand-m9-mstd0.5-inc1", reprob=0.25, clip_grad=5.0, crop_scale=0.08,
     ),
     "finetune": dict(
         epochs=30, batch_size=64, lr=2e-5, min_lr=2e-7, warmup_lr=2e-8, warmup_epochs=5, weight_decay=1e-8,
         drop_path=0.2, smoothing=0.1, mixup=0.8, cutmix=1.0, aa="rand-m9-mstd0.5-inc1", reprob=0.25, clip_grad=5.0,
+        crop_scale=0.08,
     ),
     # the built-in shapes set: 48 px, window 3 (stage maps 12, 6, 3, 2); tuned to pass 95% in ~2 CPU minutes
     "demo": dict(
         model="swin-nano", size=48, window=3, epochs=8, batch_size=64, lr=1.6e-2, min_lr=0.0, warmup_lr=0.0,
         warmup_epochs=0.3, weight_decay=0.05, drop_path=0.0, smoothing=0.0, mixup=0.0, cutmix=0.0, aa="none",
-        reprob=0.0, clip_grad=5.0, workers=0,  # in-process: the rendered images stay cached across epochs
+        reprob=0.0, clip_grad=5.0, crop_scale=1.0, workers=0,  # in-process: the rendered images stay cached across epochs
     ),
 }
 SCALED = ("lr", "min_lr", "warmup_lr")  # linearly scaled by total batch / 512, as the official code does
 
 
-def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False) -> TrainConfig:
-    """Fill unset options from the recipe; learning rates given by the recipe are scaled by batch/512."""
-    name = cfg.recipe or ("demo" if cfg.data is None and not finetune else "finetune" if finetune else "official")
-    if name not in RECIPES:
-        raise SwinUsageError(f"unknown recipe {name!r}", hint=f"choose one of {', '.join(RECIPES)}")
-    recipe = RECIPES[name]
+def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False, stats: "DataStats | None" = None) -> TrainConfig:
+    """Fill unset options from the recipe. The ``auto`` recipe (the default for ``--data``) chooses its
+    values from ``stats``; the fixed recipes' learning rates are scaled by total batch / 512."""
+    name = cfg.recipe or ("demo" if cfg.data is None and not finetune else "auto")
+    if name not in RECIPES and name != "auto":
+        raise SwinUsageError(f"unknown recipe {name!r}", hint=f"choose one of auto, {', '.join(RECIPES)}")
     cfg.recipe = name
+    if name == "auto":
+        from swincli.engine.auto_recipe import DataStats, auto_settings, describe
+
+        stats = stats or DataStats(images=0, classes=0, side=224, finetune=finetune)
+        recipe, why = auto_settings(stats, cfg.batch_size, world_size * cfg.accum_steps, cfg.epochs)
+    else:
+        recipe = RECIPES[name]
     from_recipe = [key for key in recipe if getattr(cfg, key) is None]
     for key in from_recipe:
         setattr(cfg, key, recipe[key])
     total_batch = cfg.batch_size * world_size * cfg.accum_steps
-    for key in SCALED:  # by what was unset, not by value: an explicit --lr equal to the recipe's stays as given
-        if key in from_recipe:
-            setattr(cfg, key, recipe[key] * total_batch / 512)
+    if name != "auto":  # by what was unset, not by value: an explicit --lr equal to the recipe's stays as given
+        for key in SCALED:
+            if key in from_recipe:
+                setattr(cfg, key, recipe[key] * total_batch / 512)
+    else:  # the auto values are already for this total batch
+        cfg.notes.append(f"recipe auto ({why}): {describe(vars(cfg), from_recipe)}")
     if cfg.model is None and cfg.checkpoint is None:
         cfg.model = "swin-nano"
         cfg.notes.append("no --model given: using swin-nano")
-    if cfg.warmup_epochs > cfg.epochs / 10 and name != "demo":
+    if cfg.warmup_epochs > cfg.epochs / 10 and name not in ("demo", "auto"):
         cfg.warmup_epochs = cfg.epochs / 10  # a short run should not spend its whole budget warming up
     if cfg.drop_path is None and cfg.model:  # the official per-size value (T 0.2, S 0.3, B 0.5, ...)
         from swincli.models.registry import get_entry
@@ -145,7 +169,8 @@ def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False) -> Tr
             f"no --data: training {cfg.model} on the built-in shapes dataset ({cfg.size} px, window {cfg.window}, "
             f"{cfg.epochs} epochs); pass --data DIR for your own images"
         )
-    cfg.notes.append(f"recipe {name}: lr {cfg.lr:.2e} for a total batch of {total_batch}")
+    if name != "auto":
+        cfg.notes.append(f"recipe {name}: lr {cfg.lr:.2e} for a total batch of {total_batch}")
     _check(cfg)
     return cfg
 

@@ -4,7 +4,7 @@ Flags that would change the arithmetic of the run (model, data, learning rate, a
 are refused: silently ignoring them (the old behaviour) leaves a user believing ``--lr 1`` took
 effect. A few can change without breaking the run, and are applied with a note: ``--epochs``
 extends it (the cosine schedule is stretched from the resumed step on), and ``--workers``,
-``--device``, ``--threads`` and ``--save-every`` change how, not what, it computes (``--threads``
+``--device``, ``--threads``, ``--save-every`` and ``--log`` change how, not what, it computes (``--threads``
 can change the last bits). A flag that repeats the saved value is accepted silently.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from swincli.errors import SwinUsageError
 
-CHANGEABLE = ("epochs", "workers", "device", "threads", "save_every", "max_steps")
+CHANGEABLE = ("epochs", "workers", "device", "threads", "save_every", "max_steps", "log")
 NOT_SETTINGS = ("resume", "notes", "force", "output")  # how to start, not what the run is
 
 
@@ -70,4 +70,6 @@ def _note(name: str, old: Any, new: Any) -> str:
         return f"--epochs {new}: extending the run from {old} to {new} epochs (the cosine schedule now ends at epoch {new})"
     if name == "threads":
         return f"--threads {new} (was {old}): the resumed run's last bits may differ from an uninterrupted one"
+    if name == "log":
+        return f"--log {','.join(new) if new else 'none'} (was {','.join(old) if old else 'none'})"
     return f"--{name.replace('_', '-')} {_show(new)} (was {_show(old)})"

@@ -31,10 +31,17 @@ def save_weights(net, model, ema, cfg: TrainConfig, run_dir: Path, ctx: D.Dist, 
         source.class_names, source.preprocessing = model.class_names, model.preprocessing
     if not ctx.main:
         return
+    adapted = None
+    if cfg.lora:  # the files every command reads hold the merged weights; RUN/adapter the adapter alone
+        from swincli.engine import lora
+
+        adapted, source = source, lora.merged(source)
     provenance = {"training": {"args": cfg.to_dict(), "run_dir": str(run_dir)}}
     save_model(source, run_dir / "last.safetensors", provenance=provenance)
     if best:
         save_model(source, run_dir / "best.safetensors", provenance=provenance)
+        if adapted is not None:
+            lora.save_adapter(adapted, run_dir / lora.ADAPTER_DIR)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

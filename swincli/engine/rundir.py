@@ -17,7 +17,8 @@ from pathlib import Path
 from swincli.errors import SwinError
 
 RUN_FILES = ("args.json", "metrics.jsonl", "curves.png", "last.safetensors", "best.safetensors", "resume.safetensors",
-             "unreadable.txt")
+             "unreadable.txt", "adapter/adapter_model.safetensors", "adapter/adapter_config.json", "confusion.png",
+             "mlflow.json")
 RUN_MARKERS = ("args.json", "last.safetensors", "metrics.jsonl", "resume.safetensors")  # "a run was here"
 LOCK_FILE = ".lock"
 

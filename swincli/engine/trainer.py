@@ -18,25 +18,26 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from swincli.datasets.build import build_data
-from swincli.datasets.unreadable import collate
-from swincli.datasets.transforms import Augmented, BatchMix, Transformed, eval_transform, mix_seed, train_transform
+from swincli.datasets.transforms import Augmented, BatchMix, Transformed, mix_seed
 from swincli.engine import distributed as D
-from swincli.engine import run_files
+from swincli.engine import lora, run_files
 from swincli.engine.ema import Ema, make_ema
-from swincli.engine.model_setup import prepare_model
 from swincli.engine.evaluate import autocast, evaluate
-from swincli.engine.interrupt import RunInterrupted, StopRequest, ignore_sigint
+from swincli.engine.interrupt import RunInterrupted, StopRequest
+from swincli.engine.model_setup import prepare_model
 from swincli.engine.optim import build_optimizer, lr_at, set_lr
-from swincli.engine.recipe import TrainConfig, resolve
-from swincli.engine.resume_flags import apply_resume_flags, explicit_fields
-from swincli.engine.rundir import RunLock, check_run_dir, open_run_dir
+from swincli.engine.recipe import TrainConfig
+from swincli.engine.resume_flags import explicit_fields
+from swincli.engine.run_settings import resolve_run
+from swincli.engine.rundir import RunLock, open_run_dir
 from swincli.engine.sampler import ResumableSampler
-from swincli.engine.state import RESUME_FILE, full_state, load_resume, restore, save_resume
+from swincli.engine.state import RESUME_FILE, full_state, restore, save_resume
 from swincli.engine.threads import ThreadGovernor, default_workers
-from swincli.errors import SwinError, SwinUsageError
+from swincli.engine.tracking import Final, RunInfo, Tracker, check_log, example_images, open_tracker
+from swincli.engine.train_data import epoch_batches, training_sets
+from swincli.errors import SwinError
 from swincli.fileio import atomic_file
 from swincli.memory import ensure_fits, estimate
 from swincli.models.config import to_pair
@@ -64,6 +65,7 @@ class TrainResult:
     last: dict[str, Any]
     epochs: int
     notes: list[str] = field(default_factory=list)
+    lora: dict[str, Any] | None = None  # --lora: trainable parameters and peak memory (engine/lora.py summary)
 
 
 def train(cfg: TrainConfig, finetune: bool = False, reporter: Reporter | None = None,
@@ -93,9 +95,9 @@ class _Run:
     ema: Ema | None
     mix: BatchMix
     amp_dtype: torch.dtype | None
-    train_ds: Augmented
+    train_ds: Augmented  # or, for wds: shards, the ShardStream (then sampler is None)
     val_ds: Transformed | None
-    sampler: ResumableSampler
+    sampler: ResumableSampler | None
     num_classes: int
     steps_per_epoch: int
     total_steps: int
@@ -108,6 +110,8 @@ class _Run:
     command: str = "train"
     saved_at: tuple[int, int] | None = None  # (epoch, step) of the last resume state written
     lock: RunLock | None = None  # rank 0: held on the run directory while this run writes it
+    tracker: Tracker = field(default_factory=Tracker)  # --log: TensorBoard / MLflow (rank 0; a no-op elsewhere)
+    confusion: torch.Tensor | None = None  # --log: the last validation's confusion matrix, drawn at the end
 
     def save_state(self, at_epoch: int, at_step: int) -> None:
         """The resume state at a step boundary (collective under FSDP/ZeRO: every rank calls it)."""
@@ -141,7 +145,11 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
     run = _setup(cfg, finetune, rep, ctx, explicit)
     try:
         return _loop(run)
+    except BaseException as exc:
+        run.tracker.close(exc)
+        raise
     finally:
+        run.tracker.close()
         if run.lock is not None:
             run.lock.release()
 
@@ -162,19 +170,26 @@ def _loop(run: _Run) -> TrainResult:
         except KeyboardInterrupt:
             raise _interrupted(run, hard=True) from None
     result = TrainResult(run.run_dir, run.progress["best_acc1"], last_row, run.progress["epoch"], list(run.cfg.notes))
+    if run.cfg.lora:
+        result.lora = lora.summary(run.model, run.cfg, run.ctx.device, run.amp_dtype is not None)
     _report_unreadable(run)
+    run.tracker.finish(Final(run.run_dir, run.progress["epoch"], run.confusion, list(run.model.class_names or [])))
     rep.finish(result)
     return result
 
 
 def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explicit: list[str]) -> _Run:
     """Everything before the first step. The order fixes the RNG stream: seed, data, weights, reseed, resume."""
-    cfg, run_dir, saved = _resolve_run(cfg, finetune, ctx, explicit)
+    cfg.log = check_log(cfg.log)  # a tracker's missing package: refused before any data is read
+    cfg, run_dir, saved, data = resolve_run(cfg, finetune, ctx, explicit)
+    cfg.log = check_log(cfg.log)  # a resumed run's own --log
     for line in cfg.notes:
         rep.note(line)
     torch.manual_seed(mix_seed(cfg.seed, 1))  # the same initial weights on every rank (FSDP does not broadcast them)
     size = to_pair(cfg.size) if cfg.size is not None else None
-    data = build_data(cfg.data, cfg.val_split, cfg.seed, size[0] if size else 48)
+    if data is None:
+        data = build_data(cfg.data, cfg.val_split, cfg.seed, size[0] if size else 48, cfg.image_column, cfg.label_column,
+                          cfg.epoch_size)  # fmt: skip
     for line in data.notes:
         rep.note(line)
     for line in data.warnings:
@@ -190,21 +205,15 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
     model = prepare_model(cfg, finetune, saved, data, size, rep, ctx)
     mc, prep = model.config, model.preprocessing
     need = estimate(mc, cfg.batch_size, train=True, amp=_amp_dtype(cfg.amp, ctx.device) is not None, weights=False,
-                    grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk, ema=cfg.ema is not None)  # fmt: skip
+                    grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk, ema=cfg.ema is not None,
+                    trainable=lora.counts(model)[1] if cfg.lora else None)  # fmt: skip
+    if cfg.lora:
+        rep.note(lora.memory_note(model, cfg, _amp_dtype(cfg.amp, ctx.device) is not None))
     ensure_fits(need, str(ctx.device), f"training at batch {cfg.batch_size}, {mc.image_hw[0]}x{mc.image_hw[1]} px",
                 "--batch-size, --grad-checkpointing or --size")  # before the first step allocates it
 
-    # the shapes set is generated at its training size with random placement: flips are its augmentation
-    builtin = cfg.data is None
-    transform = train_transform(mc.image_hw, cfg.aa, cfg.reprob, data.mean, data.std,
-                                scale=(1.0, 1.0) if builtin else (0.08, 1.0), vflip=builtin)  # fmt: skip
-    train_ds = Augmented(data.train, transform, cfg.seed)
-    val_ds = Transformed(data.val, eval_transform(mc.image_hw, prep.crop_pct, data.mean, data.std)) if data.val else None
-    sampler = ResumableSampler(len(train_ds), True, cfg.seed, ctx.rank, ctx.world_size)
-    steps_per_epoch = len(sampler) // (cfg.batch_size * cfg.accum_steps)
-    if steps_per_epoch < 1:
-        raise SwinUsageError(f"{len(train_ds)} training images make no full batch of {cfg.batch_size}",
-                             hint="lower --batch-size")  # fmt: skip
+    sets = training_sets(cfg, data, mc.image_hw, prep.crop_pct, ctx, rep.warn)
+    train_ds, val_ds, sampler, steps_per_epoch = sets.train, sets.val, sets.sampler, sets.steps_per_epoch
 
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
     net = D.wrap(model, ctx, cfg.fsdp)
@@ -223,26 +232,21 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
         _restore(run, saved)
         run.saved_at = (run.progress["epoch"], run.progress["step"])
     _open_run_dir(run, run_dir, finetune, saved is not None)
-    rep.start({"run_dir": str(run.run_dir), "model": cfg.model or cfg.checkpoint, "classes": len(data.classes),
-               "train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0, "epochs": cfg.epochs,
-               "steps_per_epoch": steps_per_epoch, "device": str(ctx.device), "world_size": ctx.world_size})  # fmt: skip
+    info = {"run_dir": str(run.run_dir), "model": cfg.model or cfg.checkpoint, "classes": len(data.classes),
+            "train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0, "epochs": cfg.epochs,
+            "steps_per_epoch": steps_per_epoch, "device": str(ctx.device), "world_size": ctx.world_size}  # fmt: skip
+    rep.start(info)
+    if cfg.log:  # rank 0 opens the trackers; its error (a tracking server gone, say) reaches every rank
+        start = RunInfo(run.run_dir, cfg.to_dict(), info, saved is not None, run.progress["epoch"],
+                        run.progress["global_step"], lambda: example_images(
+                        train_ds if sampler is not None else train_ds.examples(), data.mean, data.std))  # fmt: skip
+        try:
+            run.tracker = D.on_main(lambda: open_tracker(cfg.log, start, rep.note, rep.warn), ctx) or Tracker()
+        except BaseException:
+            if run.lock is not None:
+                run.lock.release()
+            raise
     return run
-
-
-def _resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist, explicit: list[str]) -> tuple[TrainConfig, Path, dict | None]:
-    """Settings and run directory: a resumed run's own saved settings (changed only where safe, see
-    ``resume_flags``), or the options filled from the recipe."""
-    if cfg.resume:
-        saved = load_resume(cfg.resume)
-        resume_dir = Path(cfg.resume)
-        resumed = TrainConfig.from_dict({**saved["config"], "resume": str(resume_dir), "notes": []})
-        resumed.notes += apply_resume_flags(resumed, cfg, explicit, saved["progress"]["epoch"], str(resume_dir))
-        return resumed, resume_dir, saved
-    cfg = resolve(cfg, ctx.world_size, finetune)
-    run_dir = Path(cfg.output) if cfg.output else None  # None: the next runs/train/expN, claimed when the run starts
-    if run_dir is not None:  # refused before any work: an earlier run there needs --force (or --resume)
-        D.on_main(lambda: check_run_dir(run_dir, cfg.force), ctx)
-    return cfg, run_dir, None
 
 
 def _open_run_dir(run: _Run, run_dir: Path | None, finetune: bool, resumed: bool) -> None:
@@ -282,20 +286,13 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
     """The training steps of one epoch, from where a resumed run stopped; saves state every --save-every steps."""
     cfg, ctx, progress = run.cfg, run.ctx, run.progress
     start_step = progress["step"] if epoch == progress["epoch"] else 0
-    run.train_ds.epoch = epoch
-    run.sampler.set_epoch(epoch, start_step * cfg.batch_size * cfg.accum_steps)
-    # an explicit generator: DataLoader would otherwise draw worker seeds from the global RNG, which
-    # also drives dropout and stochastic depth, and a resumed run would draw one number more
-    loader = DataLoader(run.train_ds, batch_size=cfg.batch_size, sampler=run.sampler, num_workers=cfg.workers,
-                        drop_last=True, collate_fn=collate, worker_init_fn=ignore_sigint, pin_memory=ctx.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(mix_seed(cfg.seed, epoch, ctx.rank)))  # fmt: skip
     if run.governor is not None:
         run.governor.check()
     run.rep.epoch_start(epoch + 1, cfg.epochs, run.steps_per_epoch, start_step)
     run.net.train()
     stats = _EpochStats(lr=_lr(run, epoch * run.steps_per_epoch + start_step))
     t0 = time.perf_counter()
-    batches = iter(loader)
+    batches = epoch_batches(run.train_ds, run.sampler, cfg, ctx, epoch, start_step)
     for step in range(start_step, run.steps_per_epoch):
         global_step = epoch * run.steps_per_epoch + step
         stats.lr = _lr(run, global_step)
@@ -305,6 +302,7 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
         if _optimizer_step(run, finite, global_step):
             stats.loss_sum, stats.loss_n = stats.loss_sum + step_loss, stats.loss_n + 1
         progress["global_step"] = global_step + 1
+        run.tracker.step(global_step + 1, step_loss, stats.lr)
         run.rep.step(step + 1, step_loss, stats.lr, stats.seen / max(time.perf_counter() - t0, 1e-9))
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < run.steps_per_epoch:
             run.save_state(epoch, step + 1)
@@ -390,7 +388,9 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
     """Validate, write the epoch's metrics row and weights, and save the end-of-epoch resume state."""
     cfg, ctx, progress, val_ds = run.cfg, run.ctx, run.progress, run.val_ds
     eval_model = run.ema.module if run.ema is not None else run.net
-    metrics = evaluate(eval_model, val_ds, cfg.batch_size, ctx, run.amp_dtype, cfg.workers, run.num_classes) if val_ds else None
+    metrics = evaluate(eval_model, val_ds, cfg.batch_size, ctx, run.amp_dtype, cfg.workers, run.num_classes,
+                       confusion=bool(cfg.log)) if val_ds else None  # fmt: skip
+    run.confusion = metrics.get("confusion") if metrics else None
     train_loss = D.all_sum([stats.loss_sum, stats.loss_n, progress.pop("epoch_unreadable", 0)], ctx)
     if metrics:
         for path, why in metrics["unreadable"]:
@@ -416,6 +416,7 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
     if ctx.main:
         run_files.write_metrics(run.run_dir, run_files.read_metrics(run.run_dir) + [row])
         run_files.plot(run.run_dir)
+        run.tracker.epoch(row)
     progress["step"] = 0
     run.save_state(epoch + 1, 0)
     progress["epoch"] = epoch + 1
