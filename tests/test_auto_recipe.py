@@ -68,3 +68,13 @@ def test_the_cli_counts_the_data_prints_the_choice_and_saves_it(tmp_path, capsys
 def test_crop_scale_is_checked_like_every_option(capsys):
     assert main(["train", "--crop-scale", "0"]) == 2
     assert "--crop-scale" in capsys.readouterr().err
+
+
+def test_fine_tuning_our_checkpoint_reads_its_side_from_the_header(tmp_path):
+    from swincli import create_model, save_model
+    from swincli.engine.run_settings import default_side
+
+    ck = save_model(create_model("swin-nano", num_classes=3, img_size=48, window_size=3), tmp_path / "m.safetensors")
+    assert default_side(TrainConfig(checkpoint=str(ck))) == 48
+    assert default_side(TrainConfig(model="swinv2-t")) == 256 and default_side(TrainConfig()) == 224
+    assert default_side(TrainConfig(checkpoint=str(tmp_path / "x.pth"))) == 224  # other layouts: read later

@@ -44,9 +44,12 @@ def resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist,
 
 
 def default_side(cfg: TrainConfig) -> int:
-    """The input side a run without --size trains at: its model's (a checkpoint's is read later; 224 stands in)."""
+    """The input side a run without --size trains at: its model's, or our checkpoint's (read from its
+    header); other layouts are read later, and 224 stands in for them."""
     if cfg.model is None and cfg.checkpoint is not None:
-        return 224
+        from swincli.checkpoint import is_swincli_file, read_info
+
+        return min(read_info(cfg.checkpoint).config.image_hw) if is_swincli_file(cfg.checkpoint) else 224
     from swincli.models.registry import get_entry
 
     try:
