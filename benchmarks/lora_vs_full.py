@@ -5,7 +5,10 @@
 
 Each mode (full, LoRA r=8 on qkv,proj,fc1,fc2 with head, norms and position bias trainable: what
 ``swin finetune --lora 8`` trains) runs in a fresh subprocess, so its peak is its own: on the CPU the
-process's peak RSS (``ru_maxrss``) minus the RSS before the model was built; on CUDA
+process's peak RSS (``ru_maxrss``) minus the RSS before the model was built, with glibc told to return
+freed tensors to the system (``MALLOC_MMAP_THRESHOLD_``: otherwise the peak also counts memory that
+was already free again, and LoRA measured 0.25 GiB *above* full fine-tuning), and the step time from
+a second run without that setting; on CUDA
 ``torch.cuda.max_memory_allocated``. Weights are random (memory and time do not depend on them). A step
 is forward + backward + AdamW over the trainable parameters (the engine's parameter groups); the
 table gives the median step time after ``--warmup`` steps, and swincli's own estimate (``swincli.memory``)
@@ -111,10 +114,10 @@ def main() -> None:
         return
     rows = []
     for mode in ("full", "lora"):
-        proc = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--mode", mode], capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"{mode}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        row = _child(mode, exact_rss=args.device == "cpu")
+        if args.device == "cpu":  # the mmap setting slows small allocations: time a second run without it
+            row["step_s"] = _child(mode, exact_rss=False)["step_s"]
+        rows.append(row)
     gib = lambda n: f"{n / 2**30:6.2f} GiB"  # noqa: E731
     print(f"{args.model} {args.size}px window {args.window or 'default'}, batch {args.batch}, {rows[0]['device']}, "
           f"amp {args.amp}, LoRA r={args.rank} on qkv,proj,fc1,fc2; peak = {rows[0]['how']}")  # fmt: skip
@@ -124,6 +127,20 @@ def main() -> None:
               f"{gib(r['estimate']):>13}{r['step_s']:>9.2f}s")  # fmt: skip
     full, lora = rows
     print(f"LoRA / full: peak memory {lora['peak'] / full['peak']:.2f}x, step time {lora['step_s'] / full['step_s']:.2f}x")
+
+
+def _child(mode: str, exact_rss: bool) -> dict:
+    """One mode in a fresh process. ``exact_rss``: glibc keeps freed heap memory, so a process's peak RSS
+    also counts memory that was free again; allocations above 64 KiB from mmap (returned on free) make
+    it the peak of live tensors, at some cost in speed."""
+    env = dict(os.environ)
+    if exact_rss:
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
+    proc = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--mode", mode], capture_output=True, text=True,
+                          env=env)  # fmt: skip
+    if proc.returncode:
+        sys.exit(f"{mode}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
