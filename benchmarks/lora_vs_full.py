@@ -39,7 +39,7 @@ def one_mode(args: argparse.Namespace) -> dict:
 
     from swincli import create_model
     from swincli.engine.optim import build_optimizer
-    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.train_config import TrainConfig
     from swincli.memory import estimate
 
     if args.mode == "lora":

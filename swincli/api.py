@@ -103,8 +103,8 @@ def environment() -> dict[str, Any]:
 
 
 def train(reporter=None, **options: Any):
-    """``swin train`` from Python: options are :class:`swincli.engine.recipe.TrainConfig` fields."""
-    from swincli.engine.recipe import TrainConfig
+    """``swin train`` from Python: options are :class:`swincli.engine.recipes.resolve.TrainConfig` fields."""
+    from swincli.engine.train_config import TrainConfig
     from swincli.engine.trainer import train as run
 
     return run(TrainConfig.from_dict(options), finetune=False, reporter=reporter, explicit=list(options))
@@ -112,7 +112,7 @@ def train(reporter=None, **options: Any):
 
 def finetune(reporter=None, **options: Any):
     """``swin finetune`` from Python: ``checkpoint=`` (any layout) plus the train options."""
-    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.train_config import TrainConfig
     from swincli.engine.trainer import train as run
 
     return run(TrainConfig.from_dict(options), finetune=True, reporter=reporter, explicit=list(options))
@@ -138,6 +138,6 @@ def explain(model: Any, paths: list[str], out_dir: str, method: str = "gradcam",
 
 def evaluate(checkpoint: str, data: str, **options: Any) -> dict:
     """``swin eval`` from Python: acc1/acc5 (percent), loss, images and per-class accuracy."""
-    from swincli.engine.eval_run import run_eval
+    from swincli.evaluation.accuracy import run_eval
 
     return run_eval(checkpoint, data, **options)

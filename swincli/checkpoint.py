@@ -202,7 +202,7 @@ def _open(path: Path) -> tuple[dict[str, str], list[str]]:
         raise CheckpointError(f"{path} is a directory, not a checkpoint file", hint="pass the .safetensors file")
     with open(path, "rb") as fh:
         head = fh.read(9)
-    if not _safetensors_header(head, path.stat().st_size) and _pickle_or_zip(head):
+    if not safetensors_header(head, path.stat().st_size) and is_pickle_or_zip(head):
         raise CheckpointError(
             f"{path} is a PyTorch pickle checkpoint, not a swincli .safetensors file",
             hint=f"convert it first: swin convert {path} -o model.safetensors",
@@ -218,12 +218,12 @@ def _open(path: Path) -> tuple[dict[str, str], list[str]]:
         ) from None
 
 
-def _safetensors_header(head: bytes, size: int) -> bool:
+def safetensors_header(head: bytes, size: int) -> bool:
     """A safetensors file starts with its JSON header's length (u64, little-endian), then ``{``."""
     return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8
 
 
-def _pickle_or_zip(head: bytes) -> bool:
+def is_pickle_or_zip(head: bytes) -> bool:
     """torch.save's zip archive, or a bare pickle: the PROTO opcode 0x80 and a protocol number 2..5.
 
     Only asked of files whose header is not safetensors': a header length whose low byte is 0x80

@@ -6,7 +6,12 @@ with two GPUs ("invalid device ordinal") come late and read like bugs; this chec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from swincli.errors import SwinError, SwinUsageError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def pick_device(requested: str | None) -> str:
@@ -34,3 +39,19 @@ def pick_device(requested: str | None) -> str:
     elif device.type != "cpu":
         raise SwinUsageError(f"unsupported device {requested!r}", hint="use cpu, cuda, cuda:N or mps")
     return text
+
+
+AMP_CHOICES = ("auto", "bf16", "fp16", "none")
+
+
+def autocast_dtype(amp: str | None, device) -> "torch.dtype | None":
+    """``--amp`` as the autocast dtype on ``device`` (None: no autocast, fp32). One policy for every command:
+    ``auto`` (or None) is bf16 on a GPU that supports it and fp32 elsewhere; the CPU autocasts only when asked."""
+    import torch
+
+    if amp not in (None, *AMP_CHOICES):
+        raise SwinUsageError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+    if amp in (None, "auto"):
+        kind = torch.device(device).type
+        return torch.bfloat16 if kind == "cuda" and torch.cuda.is_bf16_supported() else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]

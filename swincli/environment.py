@@ -27,7 +27,7 @@ def _version(name: str) -> str:
         return "not installed"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -103,7 +103,7 @@ def collect() -> dict[str, Any]:
         "swincli": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "packages": {name: _version(name) for name in PACKAGES},

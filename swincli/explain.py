@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from swincli.drawing.fonts import plain_font
 from swincli.errors import SwinError, SwinUsageError
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def compute_cams(model: torch.nn.Module, x: Tensor, method: str = "gradcam", cla
 def overlay(image: np.ndarray, cam: np.ndarray, caption: str, min_side: int = MIN_SIDE) -> "Image.Image":
     """``image`` ``(H, W, 3)`` in [0, 1] with ``cam`` ``(H, W)`` blended over it (jet colormap, half and
     half), enlarged by a whole factor to at least ``min_side``, ``caption`` in the top-left corner."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     blend = Image.fromarray(show_cam_on_image(image.astype(np.float32), cam, use_rgb=True, image_weight=0.5))
@@ -139,10 +140,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, caption: str, min_side: int = MI
     if scale > 1:
         blend = blend.resize((blend.width * scale, blend.height * scale), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(blend)
-    try:
-        font = ImageFont.load_default(size=max(10, blend.height // 16))
-    except (TypeError, OSError):  # no FreeType: the small bitmap font
-        font = ImageFont.load_default()
+    font = plain_font(max(10, blend.height // 16))
     left, top, right, bottom = draw.textbbox((4, 2), caption, font=font)
     draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
     draw.text((4, 2), caption, fill=(255, 255, 255), font=font)
@@ -202,13 +200,15 @@ def explain(model, paths: Sequence[str], out_dir: str | Path, method: str = "gra
     from swincli.datasets.transforms import eval_transform
     from swincli.fileio import atomic_file
     from swincli.memory import ensure_fits, estimate
-    from swincli.predict import _collate, _Images, class_names
+    from swincli.datasets.image_files import ImageFiles, collate_image_files
+    from swincli.predict import class_names
 
     require_gradcam()
     check_method(method)
     prep = model.preprocessing or Preprocessing.for_config(model.config)
     transform = eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
-    loader = DataLoader(_Images(list(paths), transform), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    loader = DataLoader(ImageFiles(list(paths), transform), batch_size=batch_size, num_workers=workers,
+                        collate_fn=collate_image_files)
     batch = min(batch_size, len(paths)) if method != "scorecam" else SCORECAM_BATCH
     need = estimate(model.config, max(batch, 1), train=method in GRADIENT_METHODS, trainable=0,  # no parameter grads
                     weights=str(device) != "cpu")  # fmt: skip

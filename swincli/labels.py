@@ -11,7 +11,7 @@ from importlib.resources import files
 
 
 def _lines(name: str) -> list[str]:
-    text = files("swincli.data.imagenet").joinpath(name).read_text(encoding="utf-8")
+    text = files("swincli.label_files.imagenet").joinpath(name).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -5,8 +5,10 @@ import json
 import pytest
 
 from swincli.cli import main
-from swincli.engine.auto_recipe import LARGE, DataStats
-from swincli.engine.recipe import RECIPES, TrainConfig, resolve
+from swincli.engine.recipes.auto import LARGE, DataStats
+from swincli.engine.recipes.fixed import RECIPES
+from swincli.engine.recipes.resolve import resolve
+from swincli.engine.train_config import TrainConfig
 from test_train import TINY, make_folder
 
 DIGITS = DataStats(images=1442, classes=10, side=64, finetune=False)
@@ -72,7 +74,7 @@ def test_crop_scale_is_checked_like_every_option(capsys):
 
 def test_fine_tuning_our_checkpoint_reads_its_side_from_the_header(tmp_path):
     from swincli import create_model, save_model
-    from swincli.engine.run_settings import default_side
+    from swincli.engine.run.settings import default_side
 
     ck = save_model(create_model("swin-nano", num_classes=3, img_size=48, window_size=3), tmp_path / "m.safetensors")
     assert default_side(TrainConfig(checkpoint=str(ck))) == 48

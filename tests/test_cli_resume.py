@@ -10,7 +10,7 @@ import time
 import pytest
 
 from swincli.cli import main
-from swincli.engine.interrupt import StopRequest
+from swincli.engine.run.interrupt import StopRequest
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def test_resume_accepts_a_repeated_value_and_extends_epochs(tmp_path, finished_r
 
 
 def test_resume_rules_on_settings():
-    from swincli.engine.recipe import TrainConfig
-    from swincli.engine.resume_flags import apply_resume_flags, explicit_fields
+    from swincli.engine.train_config import TrainConfig
+    from swincli.engine.run.resume_flags import apply_resume_flags, explicit_fields
     from swincli.errors import SwinUsageError
 
     saved = TrainConfig(model="swin-nano", epochs=8, lr=2e-3, seed=3, workers=0)
@@ -85,7 +85,7 @@ def test_ctrl_c_saves_at_a_step_boundary_and_prints_the_resume_command(tmp_path)
     lines = err.strip().splitlines()
     assert lines[-1].startswith("interrupted: SIGINT: stopped at a step boundary and saved the run at epoch 1/2, step ")
     assert f"resume with: swin train --resume {run_dir}" in lines[-1] and "Traceback" not in err
-    from swincli.engine.state import load_resume
+    from swincli.engine.run.resume_state import load_resume
 
     progress = load_resume(run_dir)["progress"]
     assert progress["epoch"] == 0 and progress["step"] > 0

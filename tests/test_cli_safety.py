@@ -231,7 +231,7 @@ def test_train_refuses_an_earlier_run_and_force_replaces_only_its_files(data, tm
 
 
 def test_a_run_directory_in_use_is_refused_with_one_line(data, tmp_path, capsys):
-    from swincli.engine.rundir import RunLock
+    from swincli.engine.run.directory import RunLock
 
     out = tmp_path / "busy"
     out.mkdir()
@@ -246,7 +246,7 @@ def test_a_run_directory_in_use_is_refused_with_one_line(data, tmp_path, capsys)
 
 def test_numbered_run_directories_are_claimed_atomically(tmp_path):
     """Two runs that both see exp2 free: each mkdir succeeds for one name only."""
-    from swincli.engine.rundir import claim_run_dir
+    from swincli.engine.run.directory import claim_run_dir
 
     (tmp_path / "exp").mkdir()
     claimed = [claim_run_dir(tmp_path) for _ in range(3)]
@@ -306,12 +306,12 @@ def test_a_killed_run_s_forked_workers_do_not_keep_its_lock(tmp_path):
     import sys
     import time
 
-    from swincli.engine.rundir import RunLock
+    from swincli.engine.run.directory import RunLock
 
     code = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from swincli.engine.rundir import RunLock\n"
+        "from swincli.engine.run.directory import RunLock\n"
         "RunLock(Path(sys.argv[1])).acquire()\n"
         "if os.fork() == 0:\n"
         "    time.sleep(30); os._exit(0)\n"  # a worker that outlives its parent for a while

@@ -5,7 +5,7 @@ import math
 import pytest
 from PIL import Image
 
-from swincli.engine.curves import nice_range, plot_curves
+from swincli.drawing.curves import nice_range, plot_curves
 
 
 def _rows(n: int = 10) -> list[dict]:

@@ -16,7 +16,7 @@ import torch
 from swincli import create_model, load_model, save_model
 from swincli.cli import main
 from swincli.datasets.shapes import CLASSES, _rng, render
-from swincli.engine.recipe import TrainConfig
+from swincli.engine.train_config import TrainConfig
 from swincli.engine.trainer import Reporter, train
 
 SIDE = 32
@@ -81,7 +81,7 @@ def test_lora_matches_full_finetuning_with_few_trainable_parameters(shapes, pret
 def _adapted_from_resume_state(run_dir: Path):
     """The adapted model at the end of the run, rebuilt the way --resume rebuilds it."""
     from swincli.engine import lora
-    from swincli.engine.state import load_resume
+    from swincli.engine.run.resume_state import load_resume
     from swincli.models.config import SwinConfig
     from swincli.models.swin import SwinTransformer
 
@@ -139,7 +139,7 @@ class StopAt(Reporter):
 
 
 def test_an_interrupted_lora_run_resumes_bit_for_bit(shapes, pretrained, tmp_path, capsys):
-    from swincli.engine.interrupt import RunInterrupted
+    from swincli.engine.run.interrupt import RunInterrupted
 
     settings = dict(PLAIN, batch_size=16, save_every=1, epochs=2, lora=4, lora_dropout=0.1, drop_path=0.1)
     small = render_classes(tmp_path / "small", range(5, 10), 10, 4, seed=2)  # 50 images: 3 steps an epoch
@@ -232,8 +232,8 @@ def test_lora_with_grad_checkpointing_attention_chunks_and_bf16(tiny_ck, tmp_pat
 
 def test_default_lr_is_ten_times_the_recipe_unless_given():
     from swincli.engine import lora
-    from swincli.engine.auto_recipe import DataStats
-    from swincli.engine.recipe import resolve
+    from swincli.engine.recipes.auto import DataStats
+    from swincli.engine.recipes.resolve import resolve
 
     def settings(**kw):
         cfg = TrainConfig(checkpoint="ck.safetensors", data="DIR", **kw)

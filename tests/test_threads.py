@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from swincli.engine import threads
+from swincli.engine.run import threads
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from PIL import Image
 
 from swincli import load_model
 from swincli.cli import main
-from swincli.engine.confusion import draw_confusion, figure_size
+from swincli.drawing.confusion_plot import draw_confusion, figure_size
 from test_train import TINY, make_folder, run_cli
 
 SCALARS = ("train_loss", "val_loss", "val_acc1", "val_acc5", "lr", "images_per_s")
@@ -169,7 +169,7 @@ def test_more_than_a_hundred_classes_draw_the_most_confused(tmp_path):
     note = draw_confusion(matrix, [f"c{i}" for i in range(n)], tmp_path / "cm.png")
     assert note and "100 most confused of 130" in note
     assert Image.open(tmp_path / "cm.png").size == figure_size(100)
-    from swincli.engine.confusion import drawn_classes
+    from swincli.drawing.confusion_plot import drawn_classes
 
     shown = drawn_classes(matrix)
     assert len(shown) == 100 and {3, 7} <= set(shown)

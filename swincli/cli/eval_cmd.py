@@ -32,7 +32,7 @@ def eval(  # noqa: A001 - the command is called eval
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing --plot file.")] = False,
 ) -> None:
     """Top-1/top-5 accuracy and loss of a checkpoint, with the preprocessing it was trained with."""
-    from swincli.engine.eval_run import run_eval
+    from swincli.evaluation.accuracy import run_eval
     from swincli.errors import SwinUsageError
     from swincli.fileio import check_writable_target
 
@@ -54,7 +54,8 @@ def eval(  # noqa: A001 - the command is called eval
                     f"to decode: {escape(listing)}{more}", highlight=False, soft_wrap=True)  # fmt: skip
     mistakes = {}
     if per_class:
-        from swincli.engine.confusion import draw_confusion, summarise, top_mistakes
+        from swincli.drawing.confusion_plot import draw_confusion
+        from swincli.evaluation.confusion import summarise, top_mistakes
 
         matrix, names = metrics["confusion"], metrics["class_names"]
         mistakes = top_mistakes(matrix, names)

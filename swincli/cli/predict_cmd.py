@@ -47,7 +47,8 @@ def predict(
     from swincli.errors import SwinUsageError
     from swincli.fileio import check_writable_target
     from swincli.device import pick_device
-    from swincli.predict import collect_inputs, predict as run
+    from swincli.datasets.image_files import collect_inputs
+    from swincli.predict import predict as run
 
     dev, amp = pick_device(parse_device(device)), parse_amp(amp, ("bf16", "none"))  # before the model loads
     output_format = _output_format(output_format, None if features else output)

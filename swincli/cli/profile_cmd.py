@@ -75,7 +75,7 @@ def _model(model, checkpoint, size, window):
 
 
 def _plot(net, report, path, device, amp, warmup, iters) -> None:
-    from swincli.profiling.plot import chart
+    from swincli.drawing.chart import chart
     from swincli.profiling.runner import profile as run
 
     if "attention" in report:

@@ -93,8 +93,8 @@ def run(
 def _run(ctx: typer.Context, finetune: bool) -> None:
     """Options (command line over config file) -> TrainConfig -> the engine; ``--quiet`` goes to the reporter only."""
     from swincli.cli.train_progress import TrainReporter
-    from swincli.engine.recipe import TrainConfig
-    from swincli.engine.tracking import parse_log
+    from swincli.engine.train_config import TrainConfig
+    from swincli.engine.tracking.factory import parse_log
     from swincli.engine.trainer import train as train_run
 
     options = dict(ctx.params)  # every option of ``run``, by parameter name, as parsed
@@ -123,7 +123,7 @@ def _from_config_file(ctx: typer.Context, path: Path | str) -> dict[str, Any]:
     Decided by where click says each value came from, not by comparing it with the default: an
     explicit ``--seed 0`` beats ``seed: 3`` in the file.
     """
-    from swincli.engine.recipe import read_config_file
+    from swincli.engine.recipes.config_file import read_config_file
 
     known = {p.name for p in ctx.command.params} - {"config"}
     values = read_config_file(path)

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from swincli.checkpoint import _pickle_or_zip, _safetensors_header
+from swincli.checkpoint import is_pickle_or_zip, safetensors_header
 from swincli.convert.sidecar import Carried, find as find_sidecar, from_timm, is_timm_config
 from swincli.errors import CheckpointError
 
@@ -54,7 +54,7 @@ def read_weights(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not head:
         raise CheckpointError(f"{path} is empty", hint="re-download or re-export it")
     # a safetensors header length whose low byte is 0x80 starts with pickle's PROTO byte: ask safetensors first
-    if not _safetensors_header(head[:9], path.stat().st_size) and _pickle_or_zip(head):
+    if not safetensors_header(head[:9], path.stat().st_size) and is_pickle_or_zip(head):
         return _unwrap(_torch_load(path), path), {}
     return _read_safetensors(path)
 

@@ -9,20 +9,15 @@ downloaded into the cache when online, ``hf:NAME[:config]`` (Hugging Face ``data
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
+from swincli.datasets import hf, wds
+from swincli.datasets.base import DEFAULT_VAL_SPLIT, Data, cache_dir, hold_out
 from swincli.datasets.folder import ImageFolder
-from swincli.datasets.transforms import mix_seed
 from swincli.errors import SwinError, SwinUsageError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_VAL_SPLIT = 0.1
 TORCHVISION = {
     "cifar10": ("CIFAR10", "train"),
     "cifar100": ("CIFAR100", "train"),
@@ -34,32 +29,11 @@ TORCHVISION = {
 }
 
 
-@dataclass
-class Data:
-    train: Dataset
-    val: Dataset | None
-    classes: list[str]
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    in_memory: bool = False  # decoded arrays, not files: loader workers would only add copies
-    # wds: shards streamed by rank and loader worker (datasets/wds_stream.ShardStream; ``train`` is the same
-    # object); None: a map-style ``train`` read through ResumableSampler
-    stream: Any = None
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SWIN_CACHE", Path.home() / ".cache" / "swincli")) / "datasets"
-
-
 def build_data(data: str | None, val_split: float = 0.0, seed: int = 0, size: int = 48,
                image_column: str | None = None, label_column: str | None = None,
                epoch_size: int | None = None) -> Data:  # fmt: skip
     """``--data`` as train and validation sets; ``image_column``/``label_column`` only for ``hf:``,
     ``epoch_size`` only for ``wds:``."""
-    from swincli.datasets import hf, wds
-
     if epoch_size is not None and not wds.is_wds(data):
         raise SwinUsageError("--epoch-size applies to --data wds:... only",
                              hint="other data is counted: its epoch is one pass over it")  # fmt: skip
@@ -100,8 +74,6 @@ def eval_folder(data: str) -> Path | None:
 def eval_data(data: str, classes: list[str] | None, notes: list[str] | None = None) -> tuple[Dataset, list[str]]:
     """The evaluation set of ``--data``: ``DIR/val`` if present, else the whole tree (or the test split;
     for ``hf:`` the validation split, for ``wds:A::B`` the shards B). What was assumed goes to ``notes``."""
-    from swincli.datasets import hf, wds
-
     if hf.is_hf(data) or wds.is_wds(data):
         ds, names, said = hf.hf_eval(data) if hf.is_hf(data) else wds.wds_eval(data)
         if notes is not None:
@@ -134,16 +106,6 @@ def _train_val(root: Path) -> Data:
         if ds is not None:
             _report_skipped(ds, warn)
     return Data(train, val, train.classes, notes=notes, warnings=warn)
-
-
-def hold_out(full: Dataset, fraction: float, seed: int, where: str) -> tuple[Subset, Subset]:
-    """(train, validation): a seeded ``fraction`` of ``full`` held out for validation."""
-    g = torch.Generator().manual_seed(mix_seed(seed, 7))
-    order = torch.randperm(len(full), generator=g).tolist()
-    n_val = max(1, int(round(len(full) * fraction)))
-    if n_val >= len(full):
-        raise SwinError(f"{where} has too few images ({len(full)}) to hold out a validation split")
-    return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
 
 
 def _one_tree(root: Path, fraction: float, seed: int, explicit: bool) -> Data:

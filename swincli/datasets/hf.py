@@ -18,6 +18,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from swincli.datasets.base import DEFAULT_VAL_SPLIT, Data, hold_out
 from swincli.datasets.folder import load_rgb
 from swincli.datasets.unreadable import Unreadable, reason
 from swincli.errors import SwinError, SwinUsageError
@@ -203,7 +204,6 @@ def pick_splits(splits: dict[str, Any], where: str) -> tuple[str, str | None]:
 
 def hf_data(spec: str, val_split: float, seed: int, image: str | None = None, label: str | None = None):
     """``--data hf:...`` for training: the train split and a validation split (held out if there is none)."""
-    from swincli.datasets.build import DEFAULT_VAL_SPLIT, Data, hold_out
 
     splits = load(spec)
     where = spec

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from swincli.datasets.folder import load_rgb
 from swincli.datasets.transforms import mix_seed
 from swincli.datasets.unreadable import Unreadable, collate, reason
-from swincli.datasets.wds import ShardError, raw_samples
+from swincli.datasets.wds_shards import ShardError, raw_samples
 from swincli.errors import SwinError
 
 SHARD_HINT = "write more, smaller shards: at least one per rank, ideally several per rank x loader worker"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from swincli.engine.recipe import TrainConfig
+from swincli.engine.train_config import TrainConfig
 from swincli.errors import SwinUsageError
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from swincli.engine.recipe import TrainConfig
+    from swincli.engine.train_config import TrainConfig
 
 DEFAULT_TARGETS = ("qkv", "proj", "fc1", "fc2")
 AVAILABLE = ("qkv", "proj", "fc1", "fc2", "reduction")  # the Linear layers of blocks and patch merging

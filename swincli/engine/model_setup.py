@@ -7,14 +7,14 @@ import torch
 
 from swincli.checkpoint import Preprocessing
 from swincli.datasets.build import Data
-from swincli.engine import distributed as D
+from swincli import distributed
 from swincli.engine.optim import freeze_all_but_head
-from swincli.engine.recipe import TrainConfig
+from swincli.engine.train_config import TrainConfig
 from swincli.models.complexity import window_notes
 
 
 def prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
-                   rep, ctx: D.Dist) -> torch.nn.Module:  # fmt: skip
+                   rep, ctx: distributed.Dist) -> torch.nn.Module:  # fmt: skip
     """The model on its device, with class names, preprocessing and the memory options applied."""
     if saved is not None:  # the architecture the run had reached (after any resize or new head)
         from swincli.models.config import SwinConfig

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader
 from swincli.datasets.build import Data
 from swincli.datasets.transforms import Augmented, Transformed, eval_transform, mix_seed, train_transform
 from swincli.datasets.unreadable import collate
-from swincli.engine import distributed as D
-from swincli.engine.interrupt import ignore_sigint
-from swincli.engine.recipe import TrainConfig
+from swincli import distributed
+from swincli.engine.run.interrupt import ignore_sigint
+from swincli.engine.train_config import TrainConfig
 from swincli.engine.sampler import ResumableSampler
 from swincli.errors import SwinUsageError
 
@@ -33,7 +33,7 @@ class TrainSets:
     steps_per_epoch: int
 
 
-def training_sets(cfg: TrainConfig, data: Data, image_hw: tuple[int, int], crop_pct: float, ctx: D.Dist,
+def training_sets(cfg: TrainConfig, data: Data, image_hw: tuple[int, int], crop_pct: float, ctx: distributed.Dist,
                   warn: Callable[[str], None]) -> TrainSets:  # fmt: skip
     """The augmented training set, the validation set and the number of optimizer steps per epoch."""
     # the shapes set is generated at its training size with random placement: flips are its augmentation
@@ -62,7 +62,7 @@ def training_sets(cfg: TrainConfig, data: Data, image_hw: tuple[int, int], crop_
     return sets
 
 
-def epoch_batches(train: Any, sampler: ResumableSampler | None, cfg: TrainConfig, ctx: D.Dist, epoch: int,
+def epoch_batches(train: Any, sampler: ResumableSampler | None, cfg: TrainConfig, ctx: distributed.Dist, epoch: int,
                   start_step: int) -> Iterator:  # fmt: skip
     """``(x, y, skipped)`` batches of one epoch from ``start_step`` on (a resumed run skips what it saw)."""
     if sampler is None:  # wds: this rank's share of the shards

@@ -21,22 +21,25 @@ import torch.nn.functional as F
 
 from swincli.datasets.build import build_data
 from swincli.datasets.transforms import Augmented, BatchMix, Transformed, mix_seed
-from swincli.engine import distributed as D
-from swincli.engine import lora, run_files
+from swincli import distributed
+from swincli.engine import lora
+from swincli.engine.run import outputs
 from swincli.engine.ema import Ema, make_ema
-from swincli.engine.evaluate import autocast, evaluate
-from swincli.engine.interrupt import RunInterrupted, StopRequest
+from swincli.evaluation.loop import autocast, evaluate
+from swincli.engine.run.interrupt import RunInterrupted, StopRequest
 from swincli.engine.model_setup import prepare_model
 from swincli.engine.optim import build_optimizer, lr_at, set_lr
-from swincli.engine.recipe import TrainConfig
-from swincli.engine.resume_flags import explicit_fields
-from swincli.engine.run_settings import resolve_run
-from swincli.engine.rundir import RunLock, open_run_dir
+from swincli.engine.train_config import TrainConfig
+from swincli.engine.run.resume_flags import explicit_fields
+from swincli.engine.run.settings import resolve_run
+from swincli.engine.run.directory import RunLock, open_run_dir
 from swincli.engine.sampler import ResumableSampler
-from swincli.engine.state import RESUME_FILE, full_state, restore, save_resume
-from swincli.engine.threads import ThreadGovernor, default_workers
-from swincli.engine.tracking import Final, RunInfo, Tracker, check_log, example_images, open_tracker
+from swincli.engine.run.resume_state import RESUME_FILE, full_state, restore, save_resume
+from swincli.engine.run.threads import ThreadGovernor, default_workers
+from swincli.engine.tracking.base import RunEnd, RunInfo, Tracker, example_images
+from swincli.engine.tracking.factory import check_log, open_tracker
 from swincli.engine.train_data import epoch_batches, training_sets
+from swincli.device import autocast_dtype
 from swincli.errors import SwinError
 from swincli.fileio import atomic_file
 from swincli.memory import ensure_fits, estimate
@@ -73,11 +76,11 @@ def train(cfg: TrainConfig, finetune: bool = False, reporter: Reporter | None = 
     """Run (or, with ``cfg.resume``, continue) a training run. ``explicit`` names the settings the user
     gave (the CLI knows); None takes those that differ from their defaults."""
     reporter = reporter or Reporter()
-    ctx = D.setup(cfg.device)
+    ctx = distributed.setup(cfg.device)
     try:
         return _train(cfg, finetune, reporter, ctx, explicit_fields(cfg) if explicit is None else list(explicit))
     finally:
-        D.teardown(ctx)
+        distributed.teardown(ctx)
 
 
 @dataclass
@@ -85,7 +88,7 @@ class _Run:
     """What setup builds and every phase of the loop reads: one run's state between steps."""
 
     cfg: TrainConfig
-    ctx: D.Dist
+    ctx: distributed.Dist
     rep: Reporter
     run_dir: Path
     model: torch.nn.Module  # the bare model: saved weights, EMA source, gradient clipping
@@ -116,14 +119,14 @@ class _Run:
     def save_state(self, at_epoch: int, at_step: int) -> None:
         """The resume state at a step boundary (collective under FSDP/ZeRO: every rank calls it)."""
         model_state, optim_state = full_state(self.net, self.optimizer, self.cfg.fsdp, self.cfg.zero)
-        rng = D.gather_rng(self.ctx)
+        rng = distributed.gather_rng(self.ctx)
         if self.ctx.main:
             state = dict(self.progress, epoch=at_epoch, step=at_step)
             ema_state = self.ema.state_dict() if self.ema is not None else None
             scaler_state = self.scaler.state_dict() if self.scaler.is_enabled() else None
             save_resume(self.run_dir / RESUME_FILE, model_state, optim_state, state, self.cfg.to_dict(),
                         self.model.config.to_dict(), rng, ema_state, scaler_state)  # fmt: skip
-        D.barrier(self.ctx)
+        distributed.barrier(self.ctx)
         self.saved_at = (at_epoch, at_step)
 
     def stopping(self) -> bool:
@@ -141,7 +144,7 @@ class _EpochStats:
     seconds: float = 0.0
 
 
-def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explicit: list[str]) -> TrainResult:
+def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.Dist, explicit: list[str]) -> TrainResult:
     run = _setup(cfg, finetune, rep, ctx, explicit)
     try:
         return _loop(run)
@@ -173,12 +176,12 @@ def _loop(run: _Run) -> TrainResult:
     if run.cfg.lora:
         result.lora = lora.summary(run.model, run.cfg, run.ctx.device, run.amp_dtype is not None)
     _report_unreadable(run)
-    run.tracker.finish(Final(run.run_dir, run.progress["epoch"], run.confusion, list(run.model.class_names or [])))
+    run.tracker.finish(RunEnd(run.run_dir, run.progress["epoch"], run.confusion, list(run.model.class_names or [])))
     rep.finish(result)
     return result
 
 
-def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explicit: list[str]) -> _Run:
+def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.Dist, explicit: list[str]) -> _Run:
     """Everything before the first step. The order fixes the RNG stream: seed, data, weights, reseed, resume."""
     cfg.log = check_log(cfg.log)  # a tracker's missing package: refused before any data is read
     cfg, run_dir, saved, data = resolve_run(cfg, finetune, ctx, explicit)
@@ -204,19 +207,19 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
         governor.apply()
     model = prepare_model(cfg, finetune, saved, data, size, rep, ctx)
     mc, prep = model.config, model.preprocessing
-    need = estimate(mc, cfg.batch_size, train=True, amp=_amp_dtype(cfg.amp, ctx.device) is not None, weights=False,
+    need = estimate(mc, cfg.batch_size, train=True, amp=autocast_dtype(cfg.amp, ctx.device) is not None, weights=False,
                     grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk, ema=cfg.ema is not None,
                     trainable=lora.counts(model)[1] if cfg.lora else None)  # fmt: skip
     if cfg.lora:
-        rep.note(lora.memory_note(model, cfg, _amp_dtype(cfg.amp, ctx.device) is not None))
+        rep.note(lora.memory_note(model, cfg, autocast_dtype(cfg.amp, ctx.device) is not None))
     ensure_fits(need, str(ctx.device), f"training at batch {cfg.batch_size}, {mc.image_hw[0]}x{mc.image_hw[1]} px",
                 "--batch-size, --grad-checkpointing or --size")  # before the first step allocates it
 
     sets = training_sets(cfg, data, mc.image_hw, prep.crop_pct, ctx, rep.warn)
     train_ds, val_ds, sampler, steps_per_epoch = sets.train, sets.val, sets.sampler, sets.steps_per_epoch
 
-    amp_dtype = _amp_dtype(cfg.amp, ctx.device)
-    net = D.wrap(model, ctx, cfg.fsdp)
+    amp_dtype = autocast_dtype(cfg.amp, ctx.device)
+    net = distributed.wrap(model, ctx, cfg.fsdp)
     torch.manual_seed(mix_seed(cfg.seed, ctx.rank, 2))  # but each rank its own dropout and stochastic depth
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.layer_decay, zero=cfg.zero)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
@@ -241,7 +244,7 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: D.Dist, explici
                         run.progress["global_step"], lambda: example_images(
                         train_ds if sampler is not None else train_ds.examples(), data.mean, data.std))  # fmt: skip
         try:
-            run.tracker = D.on_main(lambda: open_tracker(cfg.log, start, rep.note, rep.warn), ctx) or Tracker()
+            run.tracker = distributed.on_main(lambda: open_tracker(cfg.log, start, rep.note, rep.warn), ctx) or Tracker()
         except BaseException:
             if run.lock is not None:
                 run.lock.release()
@@ -260,13 +263,13 @@ def _open_run_dir(run: _Run, run_dir: Path | None, finetune: bool, resumed: bool
             run.run_dir = run.lock.run_dir
             with atomic_file(run.run_dir / "args.json") as tmp:
                 tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-            run_files.trim_metrics(run.run_dir, run.progress["epoch"])
+            outputs.trim_metrics(run.run_dir, run.progress["epoch"])
         except BaseException:
             run.lock.release()
             raise
 
-    D.on_main(claim, run.ctx)
-    run.run_dir = Path(D.broadcast_object(str(run.run_dir), run.ctx))
+    distributed.on_main(claim, run.ctx)
+    run.run_dir = Path(distributed.broadcast_object(str(run.run_dir), run.ctx))
 
 
 def _restore(run: _Run, saved: dict) -> None:
@@ -346,7 +349,7 @@ def _forward_backward(run: _Run, batches: Iterator, global_step: int) -> tuple[f
         run.scaler.scale(loss / cfg.accum_steps).backward()
         step_loss += loss.item() / cfg.accum_steps
         seen += len(y)
-    finite = D.all_sum([0.0 if finite else 1.0], ctx)[0] == 0
+    finite = distributed.all_sum([0.0 if finite else 1.0], ctx)[0] == 0
     return step_loss, finite, seen
 
 
@@ -391,7 +394,7 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
     metrics = evaluate(eval_model, val_ds, cfg.batch_size, ctx, run.amp_dtype, cfg.workers, run.num_classes,
                        confusion=bool(cfg.log)) if val_ds else None  # fmt: skip
     run.confusion = metrics.get("confusion") if metrics else None
-    train_loss = D.all_sum([stats.loss_sum, stats.loss_n, progress.pop("epoch_unreadable", 0)], ctx)
+    train_loss = distributed.all_sum([stats.loss_sum, stats.loss_n, progress.pop("epoch_unreadable", 0)], ctx)
     if metrics:
         for path, why in metrics["unreadable"]:
             progress.setdefault("unreadable", {}).setdefault(path, why)
@@ -412,10 +415,10 @@ def _evaluate_and_log(run: _Run, epoch: int, stats: _EpochStats) -> dict[str, An
     improved = row["val_acc1"] is not None and (best is None or row["val_acc1"] > best)
     if improved:
         progress["best_acc1"] = row["val_acc1"]
-    run_files.save_weights(run.net, run.model, run.ema, cfg, run.run_dir, ctx, improved or val_ds is None)
+    outputs.save_weights(run.net, run.model, run.ema, cfg, run.run_dir, ctx, improved or val_ds is None)
     if ctx.main:
-        run_files.write_metrics(run.run_dir, run_files.read_metrics(run.run_dir) + [row])
-        run_files.plot(run.run_dir)
+        outputs.write_metrics(run.run_dir, outputs.read_metrics(run.run_dir) + [row])
+        outputs.plot(run.run_dir)
         run.tracker.epoch(row)
     progress["step"] = 0
     run.save_state(epoch + 1, 0)
@@ -450,10 +453,3 @@ def _report_unreadable(run: _Run) -> None:
     more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
     run.rep.warn(f"skipped {len(bad)} image(s) that failed to decode during the run: {first}{more} (list in {listing})")
 
-
-def _amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
-    if amp in (None, "auto"):
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None  # fp32 on CPU unless asked
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]

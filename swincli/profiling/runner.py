@@ -25,9 +25,9 @@ from swincli.profiling.attention_schemes import SCHEMES, use_scheme
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from swincli.environment import _cpu_name
+    from swincli.environment import cpu_name
 
-    return f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 class _RssPeak:

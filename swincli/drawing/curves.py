@@ -10,30 +10,19 @@ import math
 import os
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from swincli.drawing.fonts import GRID, INK, MUTED, Font, place_text, scaled_font
 from swincli.fileio import atomic_file
 
 WIDTH, HEIGHT = 1200, 400
 BLUE, ORANGE, GREEN = (31, 119, 180), (255, 127, 14), (44, 160, 44)
-INK, GRID, MUTED = (40, 40, 40), (225, 225, 225), (120, 120, 120)
 # (panel title, [(key, legend label, colour)], y-tick formatter kind)
 PANELS = [
     ("loss", [("train_loss", "train", BLUE), ("val_loss", "val", ORANGE)], "num"),
     ("accuracy (%)", [("val_acc1", "top-1", BLUE), ("val_acc5", "top-5", ORANGE)], "pct"),
     ("learning rate", [("lr", "lr", GREEN)], "sci"),
 ]
-
-
-Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
-
-
-def _font(size: int) -> tuple[Font, int]:
-    """Pillow's built-in font, scalable since 10.1; returns (font, supersampling factor)."""
-    try:
-        return ImageFont.load_default(size=size * 2), 2  # draw at 2x, downsample: cheap anti-aliasing
-    except (TypeError, AttributeError, OSError):
-        return ImageFont.load_default(), 1  # old Pillow: fixed bitmap font, no supersampling
 
 
 def nice_step(span: float, target: int = 5) -> float:
@@ -66,13 +55,6 @@ def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: Font, fill: tuple,
-          ax: float = 0.0, ay: float = 0.0) -> None:
-    """Place ``text`` by its ink box (ax/ay: 0 left/top, 0.5 centre, 1 right/bottom); bitmap fonts lack anchors."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    draw.text((xy[0] - left - ax * (right - left), xy[1] - top - ay * (bottom - top)), text, fill=fill, font=font)
-
-
 def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: list[dict], spec: tuple,
            font: Font, s: int) -> None:
     """One chart: title and legend above, grid, ticks, then each series as a polyline with markers."""
@@ -80,19 +62,19 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: list
     x0, y0, x1, y1 = box
     left, top, right, bottom = x0 + 74 * s, y0 + 30 * s, x1 - 16 * s, y1 - 42 * s
     head = y0 + 16 * s  # centre line of the header strip
-    _text(draw, (left, head), name, font, INK, ay=0.5)
+    place_text(draw, (left, head), name, font, INK, ay=0.5)
     data = [[(r["epoch"], r[k]) for r in rows if _finite(r.get("epoch")) and _finite(r.get(k))] for k, _, _ in series]
     lx = right  # legend in the header strip, right-aligned: it can never cover data
     for pts, (_, text, colour) in reversed(list(zip(data, series))):
         if pts:
             lx -= draw.textlength(text, font=font) + 26 * s
             draw.line((lx, head, lx + 16 * s, head), fill=colour, width=3 * s)
-            _text(draw, (lx + 20 * s, head), text, font, INK, ay=0.5)
+            place_text(draw, (lx + 20 * s, head), text, font, INK, ay=0.5)
     points = [p for pts in data for p in pts]
     draw.rectangle((left, top, right, bottom), outline=MUTED, width=s)
-    _text(draw, ((left + right) / 2, bottom + 26 * s), "epoch", font, MUTED, ax=0.5)
+    place_text(draw, ((left + right) / 2, bottom + 26 * s), "epoch", font, MUTED, ax=0.5)
     if not points:
-        _text(draw, ((left + right) / 2, (top + bottom) / 2), "no data", font, MUTED, ax=0.5, ay=0.5)
+        place_text(draw, ((left + right) / 2, (top + bottom) / 2), "no data", font, MUTED, ax=0.5, ay=0.5)
         return
     xlo, xhi = min(p[0] for p in points), max(p[0] for p in points)
     xlo, xhi = (xlo - 1, xhi + 1) if xlo == xhi else (xlo, xhi)
@@ -106,10 +88,10 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: list
     for i in range(round((yhi - ylo) / ystep) + 1):
         y = ylo + i * ystep
         draw.line((left + s, py(y), right - s, py(y)), fill=GRID, width=s)
-        _text(draw, (left - 6 * s, py(y)), _label(y, ystep, kind), font, INK, ax=1.0, ay=0.5)
+        place_text(draw, (left - 6 * s, py(y)), _label(y, ystep, kind), font, INK, ax=1.0, ay=0.5)
     for x in range(math.ceil(xlo / xstep) * xstep, int(xhi) + 1, xstep):
         draw.line((px(x), top + s, px(x), bottom - s), fill=GRID, width=s)
-        _text(draw, (px(x), bottom + 7 * s), str(x), font, INK, ax=0.5)
+        place_text(draw, (px(x), bottom + 7 * s), str(x), font, INK, ax=0.5)
     r = (3 if len(rows) <= 60 else 1.5) * s
     for pts, (_, _, colour) in zip(data, series):
         xy = [(px(x), py(y)) for x, y in sorted(pts)]
@@ -125,13 +107,13 @@ def plot_curves(rows: list[dict], path: str | os.PathLike, title: str | None = N
     A pure function of ``rows`` and ``title`` (same input, same bytes); missing, None or non-finite
     values are skipped, so a run without validation still gets its loss and lr panels.
     """
-    font, s = _font(14)
+    font, s = scaled_font(14)
     img = Image.new("RGB", (WIDTH * s, HEIGHT * s), "white")
     draw = ImageDraw.Draw(img)
     head = 0
     if title:
         head = 24 * s
-        _text(draw, (WIDTH * s / 2, 12 * s), title, font, INK, ax=0.5, ay=0.5)
+        place_text(draw, (WIDTH * s / 2, 12 * s), title, font, INK, ax=0.5, ay=0.5)
     width = WIDTH * s // len(PANELS)
     for i, spec in enumerate(PANELS):
         _panel(draw, (i * width, head, (i + 1) * width, HEIGHT * s), rows, spec, font, s)

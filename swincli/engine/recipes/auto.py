@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from swincli.engine.recipes.fixed import RECIPES
+
 LARGE = 200_000  # training images from which the official recipe applies unchanged
 SMALL = 20_000  # up to here: gentle augmentation, no mixup or cutmix
 LR_FROM_SCRATCH = 1e-3  # at a total batch of 64 (scaled by sqrt(batch / 64)); 2e-3 is already less stable
@@ -38,8 +40,6 @@ def auto_settings(stats: DataStats, batch_size: int | None, multiplier: int, epo
     """The recipe's values for this data and a one-line reason. Learning rates are for the total batch:
     ``batch_size`` (the user's, else the recipe's) x ``multiplier`` (processes x accumulation steps)."""
     if stats.images >= LARGE:
-        from swincli.engine.recipe import RECIPES
-
         base = dict(RECIPES["finetune" if stats.finetune else "official"])
         total_batch = (batch_size or base["batch_size"]) * multiplier
         for key in ("lr", "min_lr", "warmup_lr"):

@@ -6,18 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from swincli.datasets.build import Data, build_data
-from swincli.engine import distributed as D
+from swincli import distributed
 from swincli.engine import lora
-from swincli.engine.auto_recipe import DataStats
-from swincli.engine.recipe import TrainConfig, resolve
-from swincli.engine.resume_flags import apply_resume_flags
-from swincli.engine.rundir import check_run_dir
-from swincli.engine.state import load_resume
+from swincli.engine.recipes.auto import DataStats
+from swincli.engine.recipes.resolve import resolve
+from swincli.engine.train_config import TrainConfig
+from swincli.engine.run.resume_flags import apply_resume_flags
+from swincli.engine.run.directory import check_run_dir
+from swincli.engine.run.resume_state import load_resume
 from swincli.errors import SwinError
 from swincli.models.config import to_pair
 
 
-def resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist,
+def resolve_run(cfg: TrainConfig, finetune: bool, ctx: distributed.Dist,
                 explicit: list[str]) -> tuple[TrainConfig, Path | None, dict | None, Data | None]:  # fmt: skip
     """Settings, run directory (None: the next ``expN``), the resume state, and the data when the
     recipe had to read it (``auto``); see ``resume_flags`` for what a resumed run may change."""
@@ -31,7 +32,7 @@ def resolve_run(cfg: TrainConfig, finetune: bool, ctx: D.Dist,
     given = {k for k in ("lr", "min_lr", "warmup_lr") if getattr(cfg, k) is not None}  # before the recipe fills them
     run_dir = Path(cfg.output) if cfg.output else None
     if run_dir is not None:  # refused before any work: an earlier run there needs --force (or --resume)
-        D.on_main(lambda: check_run_dir(run_dir, cfg.force), ctx)
+        distributed.on_main(lambda: check_run_dir(run_dir, cfg.force), ctx)
     data, stats = None, None
     if (cfg.recipe or ("demo" if cfg.data is None and not finetune else "auto")) == "auto":
         side = min(to_pair(cfg.size)) if cfg.size is not None else default_side(cfg)

@@ -1,6 +1,6 @@
 """``swin eval``: a checkpoint (any layout) on a labelled folder or dataset, with its own preprocessing.
 
-Images are scored against the output their class name has in the checkpoint (:mod:`swincli.engine.class_match`).
+Images are scored against the output their class name has in the checkpoint (:mod:`swincli.evaluation.class_match`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from swincli.checkpoint import Preprocessing
 from swincli.datasets.build import eval_data, eval_folder
 from swincli.datasets.folder import class_folders
 from swincli.datasets.transforms import Transformed, eval_transform
-from swincli.engine import distributed as D
-from swincli.engine.class_match import Relabeled, match_classes
-from swincli.engine.evaluate import evaluate
+from swincli import distributed
+from swincli.evaluation.class_match import Relabeled, match_classes
+from swincli.evaluation.loop import evaluate
 from swincli.memory import ensure_fits, estimate
 
 
@@ -23,12 +23,12 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
     """Accuracy and loss; ``metrics["notes"]`` says what was assumed or left out (``remap``: score only the
     classes the data and the checkpoint share, matched by name; ``confusion``: also ``metrics["confusion"]``,
     true x predicted counts over the checkpoint's outputs, and ``metrics["class_names"]``, see
-    :mod:`swincli.engine.confusion`)."""
-    from swincli.engine.trainer import _amp_dtype
+    :mod:`swincli.evaluation.confusion`)."""
+    from swincli.device import autocast_dtype
     from swincli.inference import optimize_for_inference
     from swincli.loader import load
 
-    ctx = D.setup(device)
+    ctx = distributed.setup(device)
     try:
         model = load(checkpoint, img_size=img_size, window_size=window_size, model=model_name)
         optimize_for_inference(model)
@@ -37,11 +37,11 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         tf = eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
         ds = dataset.transformed(tf) if hasattr(dataset, "transformed") else Transformed(dataset, tf)  # wds: streamed
         batch_size = min(batch_size, max(1, len(ds)))  # a batch is never larger than the data
-        need = estimate(model.config, batch_size, train=False, amp=_amp_dtype(amp, ctx.device) is not None,
+        need = estimate(model.config, batch_size, train=False, amp=autocast_dtype(amp, ctx.device) is not None,
                         weights=ctx.device.type != "cpu")  # fmt: skip
         ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")
         model.to(ctx.device)
-        metrics = evaluate(model, ds, batch_size, ctx, _amp_dtype(amp, ctx.device), workers, model.config.num_classes,
+        metrics = evaluate(model, ds, batch_size, ctx, autocast_dtype(amp, ctx.device), workers, model.config.num_classes,
                            confusion=confusion)  # fmt: skip
         names = model.class_names or list(match.index)
         if confusion:
@@ -53,7 +53,7 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         metrics["notes"] = list(model.load_notes) + match.notes  # what loading assumed, then class matching
         return metrics
     finally:
-        D.teardown(ctx)
+        distributed.teardown(ctx)
 
 
 def _labelled(data: str, names: list[str] | None, num_classes: int, remap: bool):

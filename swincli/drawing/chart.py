@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from swincli.drawing.fonts import GRID, INK, plain_font
 from swincli.fileio import atomic_file
 
 W, H, PAD = 900, 420, 70
-BLUE, INK, GRID = (31, 119, 180), (40, 40, 40), (225, 225, 225)
-
-
-def _font():
-    try:
-        return ImageFont.load_default(size=14)
-    except TypeError:  # older Pillow
-        return ImageFont.load_default()
+BLUE = (31, 119, 180)
 
 
 def chart(labels: list[str], values: list[float], title: str, ylabel: str, path: str | Path, bars: bool) -> Path:
     img = Image.new("RGB", (W, H), "white")
-    d, font = ImageDraw.Draw(img), _font()
+    d, font = ImageDraw.Draw(img), plain_font(14)
     d.text((PAD, 15), title, fill=INK, font=font)
     top = max(values) * 1.15 if values and max(values) > 0 else 1.0
     x0, x1, y0, y1 = PAD, W - 30, H - 50, 50

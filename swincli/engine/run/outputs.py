@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from swincli.checkpoint import save_model
-from swincli.engine import distributed as D
-from swincli.engine.recipe import TrainConfig
+from swincli import distributed
+from swincli.engine.train_config import TrainConfig
 from swincli.fileio import atomic_file
 
 
-def save_weights(net, model, ema, cfg: TrainConfig, run_dir: Path, ctx: D.Dist, best: bool) -> None:
+def save_weights(net, model, ema, cfg: TrainConfig, run_dir: Path, ctx: distributed.Dist, best: bool) -> None:
     """last.safetensors every epoch, best.safetensors when val top-1 improved (EMA weights with --ema)."""
     source = ema.module if ema is not None else model
     if cfg.fsdp:
@@ -62,7 +62,7 @@ def trim_metrics(run_dir: Path, completed: int) -> None:
 
 
 def plot(run_dir: Path) -> None:
-    from swincli.engine.curves import plot_curves
+    from swincli.drawing.curves import plot_curves
 
     plot_curves(read_metrics(run_dir), run_dir / "curves.png", title=run_dir.name)
 

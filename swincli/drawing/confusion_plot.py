@@ -1,26 +1,23 @@
-"""Confusion matrices: which classes a model takes for which, as JSON and as a PNG drawn with Pillow.
+"""The confusion matrix as a PNG, drawn with Pillow (no matplotlib at run time).
 
-The counts come from :func:`swincli.engine.evaluate.evaluate` with ``confusion=True`` (the same forward
-passes that give the accuracy). ``swin eval --plot`` and run tracking (``--log``, at the end of
-training) both go through :func:`summarise` and :func:`draw_confusion`, so the two agree.
-
-Drawn with Pillow like ``curves.png`` (:mod:`swincli.engine.curves`): no matplotlib at run time. Rows are
-the true classes, columns the predicted ones; a cell's colour is its share of the row (the true
-class's images), its number the count. Up to :data:`MAX_DRAWN` classes are drawn; beyond that the
-figure shows the :data:`MAX_DRAWN` classes with the most mistakes (as the true or the predicted
-class), and says so in its title, while the JSON always holds every class.
+Rows are the true classes, columns the predicted ones; a cell's colour is its share of the row (the
+true class's images), its number the count. Up to :data:`MAX_DRAWN` classes are drawn; beyond that
+the figure shows the :data:`MAX_DRAWN` classes with the most mistakes (as the true or the predicted
+class), and says so in its title, while the JSON (:mod:`swincli.evaluation.confusion`) always holds
+every class. ``swin eval --plot`` and run tracking (``--log``) both draw through :func:`draw_confusion`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from PIL import Image, ImageDraw
 
-from swincli.engine.curves import INK, MUTED, _font, _text
+from swincli.drawing.fonts import INK, MUTED, place_text, scaled_font
+from swincli.evaluation.confusion import class_name, used_classes
 from swincli.fileio import atomic_file
 
 MAX_DRAWN = 100
@@ -29,35 +26,10 @@ TITLE_H, AXIS_H, ACC_W, PAD = 30, 22, 64, 12
 EMPTY, FULL = (255, 255, 255), (8, 48, 107)  # share 0 and 1 of a row: white to dark blue
 
 
-def summarise(matrix: torch.Tensor, names: Sequence[str]) -> dict[str, Any]:
-    """The classes with images or predictions, and the square matrix over them (rows true, columns
-    predicted): it sums to the number of images scored. A 1000-class checkpoint scored on a 10-class
-    folder (``--remap``) gives a dozen rows instead of a million zeros; ``index`` are the model outputs."""
-    used = _used(matrix)
-    return {
-        "classes": [_name(names, i) for i in used],
-        "index": used,
-        "matrix": matrix[used][:, used].tolist(),
-    }
-
-
-def top_mistakes(matrix: torch.Tensor, names: Sequence[str]) -> dict[int, str]:
-    """Per true class with mistakes: the class it is most often predicted as, ``"dog (3, 12%)"``."""
-    out = {}
-    for i in _used(matrix):
-        row = matrix[i].clone()
-        images = int(row.sum())
-        row[i] = 0
-        j = int(row.argmax())
-        if images and int(row[j]):
-            out[i] = f"{_name(names, j)} ({int(row[j])}, {100.0 * int(row[j]) / images:.0f}%)"
-    return out
-
-
 def drawn_classes(matrix: torch.Tensor, limit: int = MAX_DRAWN) -> list[int]:
     """The classes a figure shows: those with images or predictions, or, past ``limit``, the ``limit``
     with the most mistakes as the true or the predicted class (ties: lower index), in index order."""
-    used = _used(matrix)
+    used = used_classes(matrix)
     if len(used) <= limit:
         return used
     off = matrix.clone()
@@ -79,7 +51,7 @@ def draw_confusion(matrix: torch.Tensor, names: Sequence[str], path: str | os.Pa
     """Draw the matrix (see the module docstring) and write ``path`` atomically; returns a note when only
     the most confused :data:`MAX_DRAWN` classes fit, else ``None``."""
     shown = drawn_classes(matrix)
-    total = len(_used(matrix))
+    total = len(used_classes(matrix))
     note = None
     if len(shown) < total:
         note = f"the confusion matrix shows the {len(shown)} most confused of {total} classes (all are in the JSON)"
@@ -87,11 +59,10 @@ def draw_confusion(matrix: torch.Tensor, names: Sequence[str], path: str | os.Pa
     heading += f" ({len(shown)} most confused of {total} classes)" if note else ""
     sub = matrix[shown][:, shown].double()
     rows = matrix[shown].sum(1).double()  # the whole row: a shown class's images, wherever they went
-    _render(sub, rows, [_name(names, i) for i in shown], heading).save_png(path)
+    _render(sub, rows, [class_name(names, i) for i in shown], heading).save_png(path)
     return note
 
 
-# ---------------------------------------------------------------------- drawing
 class _Figure:
     def __init__(self, image: Image.Image, scale: int) -> None:
         self.image, self.scale = image, scale
@@ -109,24 +80,24 @@ class _Figure:
 def _render(sub: torch.Tensor, rows: torch.Tensor, labels: list[str], heading: str) -> _Figure:
     n = len(labels)
     cell = _cell(n)
-    font, s = _font(max(8, min(13, cell - 3)))
-    big, _ = _font(14)
+    font, s = scaled_font(max(8, min(13, cell - 3)))
+    big, _ = scaled_font(14)
     width, height = figure_size(n)
     img = Image.new("RGB", (width * s, height * s), "white")
     draw = ImageDraw.Draw(img)
     x0, y0 = (AXIS_H + LABEL_W) * s, (TITLE_H + AXIS_H + LABEL_W) * s  # the matrix's top-left corner
     c = cell * s
-    _text(draw, (width * s / 2, TITLE_H * s / 2), heading, big, INK, ax=0.5, ay=0.5)
-    _text(draw, (x0 + n * c / 2, (TITLE_H + AXIS_H / 2) * s), "predicted class", big, MUTED, ax=0.5, ay=0.5)
+    place_text(draw, (width * s / 2, TITLE_H * s / 2), heading, big, INK, ax=0.5, ay=0.5)
+    place_text(draw, (x0 + n * c / 2, (TITLE_H + AXIS_H / 2) * s), "predicted class", big, MUTED, ax=0.5, ay=0.5)
     _vertical(img, "true class", big, MUTED, (AXIS_H * s // 2, y0 + n * c // 2))
-    _text(draw, (x0 + n * c + 8 * s, y0 - 6 * s), "acc %", font, MUTED, ay=1.0)
+    place_text(draw, (x0 + n * c + 8 * s, y0 - 6 * s), "acc %", font, MUTED, ay=1.0)
     for i, label in enumerate(labels):
         short = _fit(draw, label, font, (LABEL_W - 6) * s)
-        _text(draw, (x0 - 6 * s, y0 + i * c + c / 2), short, font, INK, ax=1.0, ay=0.5)
+        place_text(draw, (x0 - 6 * s, y0 + i * c + c / 2), short, font, INK, ax=1.0, ay=0.5)
         _vertical(img, short, font, INK, (x0 + i * c + c // 2, y0 - 6 * s), bottom=True)
         total = float(rows[i])
         acc = f"{100.0 * float(sub[i, i]) / total:.1f}" if total else "-"
-        _text(draw, (x0 + n * c + 8 * s, y0 + i * c + c / 2), acc, font, INK, ay=0.5)
+        place_text(draw, (x0 + n * c + 8 * s, y0 + i * c + c / 2), acc, font, INK, ay=0.5)
         for j in range(n):
             count = float(sub[i, j])
             share = count / total if total else 0.0
@@ -137,7 +108,7 @@ def _render(sub: torch.Tensor, rows: torch.Tensor, labels: list[str], heading: s
                 text = str(int(count))
                 if draw.textlength(text, font=font) <= c - 4 * s:
                     fill = (255, 255, 255) if share > 0.5 else INK
-                    _text(draw, (box[0] + c / 2, box[1] + c / 2), text, font, fill, ax=0.5, ay=0.5)
+                    place_text(draw, (box[0] + c / 2, box[1] + c / 2), text, font, fill, ax=0.5, ay=0.5)
     draw.rectangle((x0, y0, x0 + n * c, y0 + n * c), outline=MUTED, width=s)
     return _Figure(img, s)
 
@@ -167,12 +138,3 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: float) -> str:
 def _cell(classes: int) -> int:
     """Pixels per cell: big enough for a count up to ~20 classes, at least 10 px for 100."""
     return max(10, min(48, 800 // max(classes, 1)))
-
-
-def _used(matrix: torch.Tensor) -> list[int]:
-    used = ((matrix.sum(0) + matrix.sum(1)) > 0).nonzero().flatten().tolist()
-    return used or list(range(len(matrix)))
-
-
-def _name(names: Sequence[str], i: int) -> str:
-    return str(names[i]) if i < len(names) else str(i)

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from swincli.datasets.unreadable import Unreadable, collate
-from swincli.engine.distributed import Dist, all_sum
+from swincli.distributed import Dist, all_sum
 
 
 class EvalSampler(Sampler[int]):
@@ -41,7 +41,7 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp_dtype: torch.dtype | None = None,
              workers: int = 0, num_classes: int | None = None, on_batch=None, confusion: bool = False) -> dict[str, Any]:  # fmt: skip
     """``confusion``: also count (true class, top-1 class) pairs into ``metrics["confusion"]``, an int64
-    tensor with one row per true class (:mod:`swincli.engine.confusion` renders and summarises it); it
+    tensor with one row per true class (:mod:`swincli.evaluation.confusion` renders and summarises it); it
     rides on the same forward passes, so a confusion matrix never costs a second pass over the data."""
     sampler: EvalSampler | None = None
     if hasattr(dataset, "batches"):  # streamed shards (wds:): each rank reads its share once, every sample counts

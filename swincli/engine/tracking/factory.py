@@ -7,21 +7,19 @@ two never disagree. Only rank 0 logs. The trackers' packages are optional (``swi
 one line before any data is read. A tracker that fails during the run (a full disk, a tracking server
 gone) is dropped with a warning: hours of training are worth more than a chart.
 
-What each one gets, and how it continues a resumed run, is in :mod:`swincli.engine.track_tensorboard`
-and :mod:`swincli.engine.track_mlflow`; ``docs/training.md`` ("Run tracking") says it for users.
+This module is the factory: it parses ``--log``, checks the packages, and starts the backends behind
+one :class:`TrackerGroup`. What each backend gets, and how it continues a resumed run, is in
+:mod:`~swincli.engine.tracking.tensorboard_tracker` and :mod:`~swincli.engine.tracking.mlflow_tracker`;
+``docs/training.md`` ("Run tracking") says it for users.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import torch
-
+from swincli.engine.tracking.base import RunEnd, RunInfo, Tracker
 from swincli.errors import SwinError, SwinUsageError
 
 TRACKERS = ("tensorboard", "mlflow")
@@ -64,43 +62,7 @@ def check_log(value: str | Iterable[str] | None) -> list[str] | None:
     return names
 
 
-@dataclass
-class RunInfo:
-    """What a tracker learns at the start of a (fresh or resumed) run."""
-
-    run_dir: Path
-    config: dict[str, Any]  # the resolved settings, as args.json holds them
-    info: dict[str, Any]  # model, classes, image counts, device: the reporter's start line
-    resumed: bool
-    completed_epochs: int  # epochs already in metrics.jsonl (0 for a fresh run)
-    global_step: int  # optimizer steps already taken
-    examples: Callable[[], torch.Tensor | None] = lambda: None  # a few training images in [0, 1], NCHW
-
-
-@dataclass
-class Final:
-    """What a tracker gets at the end: the last epoch, and the files worth keeping (filled by :class:`FanOut`)."""
-
-    run_dir: Path
-    epoch: int
-    confusion: torch.Tensor | None = None  # the last validation's, rows = true class
-    class_names: list[str] = field(default_factory=list)
-    files: dict[str, Path] = field(default_factory=dict)  # "best", "curves", "confusion" -> existing files
-
-
-class Tracker:
-    """The interface, and the tracker of a run that logs nowhere (every other rank, no ``--log``)."""
-
-    name = "none"
-
-    def start(self, run: RunInfo, note: Callable[[str], None]) -> None: ...
-    def step(self, step: int, loss: float, lr: float) -> None: ...  # after each optimizer step (1-based)
-    def epoch(self, row: dict[str, Any]) -> None: ...  # the row just written to metrics.jsonl
-    def finish(self, final: Final) -> None: ...
-    def close(self, error: BaseException | None = None) -> None: ...  # always called, also after finish
-
-
-class FanOut(Tracker):
+class TrackerGroup(Tracker):
     """Several trackers as one; one that fails after the start is dropped with a warning."""
 
     name = "fan-out"
@@ -118,14 +80,14 @@ class FanOut(Tracker):
     def epoch(self, row: dict[str, Any]) -> None:
         self._each(f"logging epoch {row.get('epoch')}", lambda t: t.epoch(row))
 
-    def finish(self, final: Final) -> None:
+    def finish(self, final: RunEnd) -> None:
         if not self.trackers:
             return
         try:
             final.files = final_files(final, self.note)
         except Exception as exc:  # noqa: BLE001 - a figure is not worth the run's ending
             self.warn(f"--log: drawing the confusion matrix failed ({type(exc).__name__}: {exc})")
-            final.files = final_files(Final(final.run_dir, final.epoch), self.note)
+            final.files = final_files(RunEnd(final.run_dir, final.epoch), self.note)
         self._each("the final logging", lambda t: t.finish(final))
 
     def close(self, error: BaseException | None = None) -> None:
@@ -158,14 +120,14 @@ def open_tracker(names: list[str] | None, run: RunInfo, note: Callable[[str], No
     trackers: list[Tracker] = []
     for name in names:
         if name == "tensorboard":
-            from swincli.engine.track_tensorboard import TensorBoardTracker
+            from swincli.engine.tracking.tensorboard_tracker import TensorBoardTracker
 
             trackers.append(TensorBoardTracker())
         else:
-            from swincli.engine.track_mlflow import MlflowTracker
+            from swincli.engine.tracking.mlflow_tracker import MlflowTracker
 
             trackers.append(MlflowTracker())
-    fan = FanOut(trackers, note, warn)
+    fan = TrackerGroup(trackers, note, warn)
     try:
         fan.start(run, note)
     except BaseException as exc:
@@ -174,14 +136,14 @@ def open_tracker(names: list[str] | None, run: RunInfo, note: Callable[[str], No
     return fan
 
 
-def final_files(final: Final, note: Callable[[str], None]) -> dict[str, Path]:
+def final_files(final: RunEnd, note: Callable[[str], None]) -> dict[str, Path]:
     """The end-of-run files a tracker uploads; draws ``RUN/confusion.png`` from the last validation."""
     run_dir = final.run_dir
     files = {key: run_dir / name for key, name in (("best", "best.safetensors"), ("curves", "curves.png"))}
     if not files["best"].exists():  # no validation: the last weights are the result
         files["best"] = run_dir / "last.safetensors"
     if final.confusion is not None:
-        from swincli.engine.confusion import draw_confusion
+        from swincli.drawing.confusion_plot import draw_confusion
 
         title = f"{run_dir.name}: validation after epoch {final.epoch}"
         said = draw_confusion(final.confusion, final.class_names, run_dir / CONFUSION_PNG, title=title)
@@ -191,33 +153,3 @@ def final_files(final: Final, note: Callable[[str], None]) -> dict[str, Path]:
     return {key: path for key, path in files.items() if path.exists()}
 
 
-def example_images(dataset, mean, std, count: int = 8) -> torch.Tensor | None:
-    """``count`` training images spread over the set, as the model sees them (augmented), de-normalised to
-    [0, 1]. The global RNG is restored afterwards: augmentation seeds it, and exact resume depends on it."""
-    n = len(dataset)
-    picks = sorted({k * n // count for k in range(min(count, n))})
-    with torch.random.fork_rng(devices=[]):
-        images = [dataset[i][0] for i in picks]
-    images = [x for x in images if isinstance(x, torch.Tensor) and x.dim() == 3]  # unreadable ones are skipped
-    if not images:
-        return None
-    x = torch.stack(images).float()
-    channels = x.shape[1]
-    m = torch.tensor(list(mean)[:channels], dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(list(std)[:channels], dtype=x.dtype).view(1, -1, 1, 1)
-    return (x * s + m).clamp(0, 1)
-
-
-def numeric(row: dict[str, Any]) -> dict[str, float]:
-    """The columns of a metrics row a chart can show: finite numbers, ``epoch`` itself excluded."""
-    return {k: float(v) for k, v in row.items()
-            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A small state file of ours, or ``None`` when it is missing or unreadable (then the tracker starts over)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from swincli.engine import run_files
-from swincli.engine.tracking import Final, RunInfo, Tracker, numeric
+from swincli.engine.run import outputs
+from swincli.engine.tracking.base import RunEnd, RunInfo, Tracker, numeric
 
 FOLDER = "tensorboard"
 
@@ -45,7 +45,7 @@ class TensorBoardTracker(Tracker):
             if images is not None:
                 self.epochs.add_images("train/examples", images, 0)
         if run.resumed:
-            for row in run_files.read_metrics(run.run_dir):
+            for row in outputs.read_metrics(run.run_dir):
                 if row.get("epoch", 0) <= run.completed_epochs:
                     self.epoch(row)
         self.epochs.flush()
@@ -61,7 +61,7 @@ class TensorBoardTracker(Tracker):
         self.epochs.flush()
         self.steps.flush()
 
-    def finish(self, final: Final) -> None:
+    def finish(self, final: RunEnd) -> None:
         if "confusion" in final.files:
             import numpy as np
             from PIL import Image

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from swincli.engine import run_files
-from swincli.engine.tracking import Final, RunInfo, Tracker, numeric, read_json
+from swincli.engine.run import outputs
+from swincli.engine.tracking.base import RunEnd, RunInfo, Tracker, numeric, read_json
 from swincli.errors import SwinError
 from swincli.fileio import atomic_file
 
@@ -96,7 +96,7 @@ class MlflowTracker(Tracker):
                 tmp.write_text(json.dumps({"tracking_uri": uri, "experiment_id": experiment_id,
                                            "run_id": self.run_id}, indent=2) + "\n")  # fmt: skip
         if run.resumed:  # epochs the run has and MLflow lacks (--log added on resume, or a gap)
-            for row in run_files.read_metrics(run.run_dir):
+            for row in outputs.read_metrics(run.run_dir):
                 if row.get("epoch", 0) <= run.completed_epochs:
                     self.epoch(row)
 
@@ -111,7 +111,7 @@ class MlflowTracker(Tracker):
         self.client.log_batch(self.run_id, metrics=metrics)
         self.logged = step
 
-    def finish(self, final: Final) -> None:
+    def finish(self, final: RunEnd) -> None:
         for key in ("best", "curves", "confusion"):
             if key in final.files:
                 self.client.log_artifact(self.run_id, str(final.files[key]))

@@ -1,0 +1,1 @@
+"""``--log tensorboard|mlflow``: mirroring a run into the tools people watch runs in (see ``factory``)."""
