@@ -29,3 +29,25 @@ def images_per_s(model, x: torch.Tensor, iters: int) -> float:
     for _ in range(iters):
         model(x)
     return iters * x.shape[0] / (time.perf_counter() - start)
+
+
+def paired_rounds(first, second, x: torch.Tensor, iters: int, rounds: int) -> list[tuple[float, float]]:
+    """(first, second) images/s per round, the two timed back to back, in alternating order: a fixed order
+    lets whatever the machine does between the two (frequency, caches, other processes) favour one side."""
+    out = []
+    for r in range(rounds):
+        if r % 2:
+            b = images_per_s(second, x, iters)
+            a = images_per_s(first, x, iters)
+        else:
+            a = images_per_s(first, x, iters)
+            b = images_per_s(second, x, iters)
+        out.append((a, b))
+    return out
+
+
+def cpu() -> str:
+    """The CPU model and the threads used, for the header line of a result."""
+    from swincli.environment import cpu_name
+
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"

@@ -1,12 +1,15 @@
 """Forward throughput of swincli against timm, same weights, same input, interleaved in one process.
 
     python benchmarks/forward_vs_timm.py [--batch 8] [--threads 2] [--rounds 7] [--amp none|bf16]
-                                         [--models swin-t swinv2-t]
+                                         [--models swin-t swinv2-t] [--plain]
 
 Prints images/s for both and the ratio (ours / timm; > 1 means we are faster). Ours runs as
 ``swin predict``/``eval``/``profile`` run it: after ``swincli.optimize_for_inference`` (the CPU fast
-path: cache-blocked blocks and oneDNN-fused linears). Each round times
-both models back to back, so machine noise hits both alike; the median round is reported. With
+path: cache-blocked blocks and oneDNN-fused linears). ``--plain`` measures the model as
+``swincli.create_model`` builds it instead (every module called on every forward, the V2 position
+bias recomputed each time, as timm does), which is what training and hooked models run. Each round times
+both models back to back, in alternating order, so machine noise hits both alike; the median round is
+reported. With
 ``--amp bf16`` both run under the same ``torch.autocast("cpu", torch.bfloat16)``.
 
 V2 initialises its post-norms to zero (every block starts as the identity), which would make the
@@ -19,7 +22,7 @@ import statistics
 
 import common
 import torch
-from common import images_per_s
+from common import images_per_s, paired_rounds
 
 import swincli
 from swincli.convert.timm_layout import from_timm
@@ -32,7 +35,6 @@ TIMM_NAMES = {
     "swinv2-s": "swinv2_small_window8_256",
     "swinv2-b": "swinv2_base_window8_256",
 }
-
 
 
 def reference_model(name: str):
@@ -49,23 +51,26 @@ def reference_model(name: str):
 def main() -> None:
     import timm
 
-    args = common.parser(__doc__).parse_args()
+    p = common.parser(__doc__)
+    p.add_argument("--plain", action="store_true", help="the model as built, without optimize_for_inference")
+    args = p.parse_args()
     common.setup(args)
     amp = args.amp == "bf16"
-    print(f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, batch {args.batch}, "
-          f"{'bf16 autocast' if amp else 'fp32'}, CPU")  # fmt: skip
+    print(f"{common.cpu()}; torch {torch.__version__}, timm {timm.__version__}, batch {args.batch}, "
+          f"{'bf16 autocast' if amp else 'fp32'}, CPU, swincli {'plain' if args.plain else 'optimized'}")  # fmt: skip
     for name in args.models:
         reference = reference_model(name)
         ours = swincli.create_model(name).eval()
         ours.load_state_dict(from_timm(reference.state_dict()))
-        swincli.optimize_for_inference(ours)  # what swin predict/eval/profile run
+        if not args.plain:
+            swincli.optimize_for_inference(ours)  # what swin predict/eval/profile run
         x = torch.randn(args.batch, 3, *ours.config.image_hw)
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=amp):
             a, b = reference(x).float(), ours(x).float()
             diff = (a - b).abs().max().item() / a.abs().max().item()
             for model in (reference, ours):  # warm-up
                 images_per_s(model, x, 1)
-            rounds = [(images_per_s(reference, x, args.iters), images_per_s(ours, x, args.iters)) for _ in range(args.rounds)]
+            rounds = paired_rounds(reference, ours, x, args.iters, args.rounds)
         ref = statistics.median(r for r, _ in rounds)
         own = statistics.median(o for _, o in rounds)
         ratios = [o / r for r, o in rounds]

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import randomize
+from helpers import randomize
 from swincli import create_model
-from swincli.inference import optimize_for_inference, restore
+from swincli.models.fast_path import optimize_for_inference, restore
 from swincli.models import blocked_block
 from swincli.models.blocked_block import BlockedSwinBlock, window_order
 from swincli.models.block import SwinBlock

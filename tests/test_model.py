@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import randomize
+from helpers import randomize
 from swincli import SwinConfig, SwinTransformer, count_params, create_model
 from swincli.models.shift_mask import MASK_VALUE, shift_mask
 

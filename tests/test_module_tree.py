@@ -1,13 +1,15 @@
 """The model is an honest nn.Module tree: every submodule runs through its own forward, so hooks, peft LoRA
 and other wrappers see what the user built; and the optimised attention equals the paper's formula."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
-from conftest import randomize
+from helpers import randomize
 from swincli import create_model
-from swincli.inference import optimize_for_inference
+from swincli.models.fast_path import optimize_for_inference
 from swincli.models.shift_mask import shift_mask
 
 HOOKED = (nn.Linear, nn.LayerNorm, nn.GELU, nn.Dropout)
@@ -39,6 +41,84 @@ def test_every_module_hook_fires(name, mode):
 
     names, fired = fired_hooks(model, run)
     assert len(names) > 50 and fired == names
+
+
+def count_linear_calls(model: nn.Module) -> dict[str, int]:
+    """Calls of every ``nn.Linear`` of ``model`` (FusedLinear included) from now on, by name, through forward hooks."""
+    counts = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            counts[name] = 0
+            m.register_forward_hook(lambda mod, args, out, name=name: counts.__setitem__(name, counts[name] + 1))
+    return counts
+
+
+@pytest.mark.parametrize("name", ["swin-nano", "swinv2-nano"])
+def test_every_linear_runs_on_every_forward(name):
+    """No module is skipped by a cache on a later call (V2's CPB MLP once was, after the first no-grad
+    forward): quantisation observers and FLOP counters see every call, in every mode."""
+    model = randomize(create_model(name, num_classes=5, img_size=64, window_size=4))
+    counts = count_linear_calls(model)
+    assert len(counts) > 20 and (name == "swin-nano" or any(".cpb_mlp.0" in n for n in counts))
+    x, done = torch.randn(2, 3, 64, 64), 0
+    for train, grad in [(False, False), (False, True), (True, False), (True, True)]:
+        model.train(train)
+        for _ in range(3):
+            with torch.set_grad_enabled(grad):
+                model(x)
+            done += 1
+            assert {n for n, c in counts.items() if c != done} == set(), (train, grad)
+
+
+@pytest.mark.parametrize("name", ["swin-nano", "swinv2-nano"])
+def test_global_hooks_see_every_module_under_sdpa(name):
+    """SDPA skips the idle ``attn_drop`` module only where nobody can tell; a global module hook (FLOP counters,
+    module trackers) can, so the explicit softmax runs and calls it."""
+    model = randomize(create_model(name, num_classes=5, img_size=64, window_size=4)).eval()
+    model.set_attention("sdpa")
+    seen = []
+    handle = nn.modules.module.register_module_forward_hook(lambda mod, args, out: seen.append(mod))
+    try:
+        with torch.no_grad():
+            model(torch.randn(1, 3, 64, 64))
+    finally:
+        handle.remove()
+    called = {id(m) for m in seen}
+    assert all(id(attn.attn_drop) in called for attn in model.attentions())
+
+
+def test_hooks_added_after_optimising_fire_on_every_forward(tiny_v2):
+    """The fast path keeps V2's folded bias between calls; a hook added later on the CPB MLP makes it step aside."""
+    optimize_for_inference(tiny_v2)
+    x = torch.randn(1, 3, *tiny_v2.config.image_hw)
+    with torch.no_grad():
+        tiny_v2(x)  # fills the fast path's cache
+        counts = count_linear_calls(tiny_v2)
+        for _ in range(3):
+            tiny_v2(x)
+    assert all(c == 3 for c in counts.values()) and counts["layers.0.blocks.0.attn.cpb_mlp.0"] == 3
+
+
+@pytest.mark.parametrize("name", ["swin-nano", "swinv2-nano"])
+def test_optimised_model_follows_in_place_position_bias_updates(name):
+    """The substitution's kept bias + mask is keyed on the parameters' versions: never stale after an in-place update."""
+    plain = randomize(create_model(name, num_classes=5, img_size=64, window_size=4)).eval()
+    fast = copy.deepcopy(plain)
+    assert optimize_for_inference(fast).blocked_blocks == sum(plain.config.depths)
+    x = torch.randn(2, 3, 64, 64)
+    outputs = []
+    for step in range(2):
+        with torch.inference_mode():
+            want, got, again = plain(x), fast(x), fast(x)  # the second fast call takes the kept mask
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5) and torch.equal(again, got)
+        outputs.append(want)
+        with torch.no_grad():
+            for model in (plain, fast):
+                for block in model.blocks():
+                    attn = block.attn
+                    bias = attn.cpb_mlp[0].weight if attn.version == 2 else attn.relative_position_bias_table
+                    bias.mul_(-3.0).add_(0.5)
+    assert not torch.allclose(outputs[0], outputs[1], atol=1e-3)  # the update changed the logits
 
 
 def test_hooks_added_after_optimising_see_the_layer_output(tiny_v1):
@@ -113,7 +193,7 @@ def test_forward_equals_the_reference_formula(version, impl, chunk, grad):
     attn.impl, attn.chunk = impl, chunk
     with torch.set_grad_enabled(grad):
         want = attn.reference(x, mask)
-        for _ in range(2):  # the second call takes the cached mask (without autograd)
+        for _ in range(2):  # and again: nothing kept from the first call changes the second
             assert torch.allclose(attn(x, mask), want, atol=1e-10)
         assert torch.allclose(attn(x), attn.reference(x), atol=1e-10)  # no shift
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import randomize
+from helpers import randomize
 from swincli import SwinConfig, SwinTransformer
 from swincli.convert.timm_layout import from_timm, to_timm
 

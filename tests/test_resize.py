@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import randomize
+from helpers import randomize
 from swincli import SwinConfig, SwinTransformer, create_model, load, load_model, reset_head, save_model
 from swincli.errors import ConfigError
 from swincli.labels import imagenet_names, map_22k_to_1k
@@ -27,7 +27,7 @@ def test_v2_transfer_equals_timm_built_at_the_target(size, window):
     source = randomize(timm.create_model("swinv2_tiny_window8_256", depths=(2, 2, 2, 2), num_classes=5))
     ours = SwinTransformer(SwinConfig(version=2, img_size=256, window_size=8, depths=(2, 2, 2, 2), num_classes=5))
     ours.load_state_dict(from_timm(source.state_dict()))
-    report = ours.eval().resize(size, window)
+    report = ours.eval().set_input_size(size, window)
     target = timm.create_model("swinv2_tiny_window8_256", depths=(2, 2, 2, 2), num_classes=5, img_size=size,
                                window_size=window, pretrained_window_sizes=(8, 8, 8, 8)).eval()  # fmt: skip
     missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
@@ -50,7 +50,7 @@ def test_v1_transfer_is_the_official_bicubic_rule():
             value = F.interpolate(grid, size=(23, 23), mode="bicubic", align_corners=False).reshape(heads, -1).permute(1, 0)
         state[key] = value
     reference.load_state_dict(state)
-    report = model.resize(384, 12)
+    report = model.set_input_size(384, 12)
     x = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
         assert _rel(reference(x), model(x)) < 1e-6
@@ -112,9 +112,9 @@ def test_v2_resizing_twice_equals_once():
     base = randomize(create_model("swinv2-nano", num_classes=3)).eval()
     once = SwinTransformer(base.config).eval()
     once.load_state_dict(base.state_dict())
-    base.resize(384, 12)
-    base.resize(256, 16)
-    once.resize(256, 16)
+    base.set_input_size(384, 12)
+    base.set_input_size(256, 16)
+    once.set_input_size(256, 16)
     assert base.config == once.config
     x = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_v2_resizing_twice_equals_once():
 def test_resizing_to_the_same_size_is_a_no_op(tiny_v1):
     before = {k: v.clone() for k, v in tiny_v1.state_dict().items()}
     config = tiny_v1.config
-    report = tiny_v1.resize(224, 7)
+    report = tiny_v1.set_input_size(224, 7)
     assert not report.changed and tiny_v1.config == config
     assert all(torch.equal(before[k], v) for k, v in tiny_v1.state_dict().items())
 
@@ -133,7 +133,7 @@ def test_resizing_to_the_same_size_is_a_no_op(tiny_v1):
 @pytest.mark.parametrize("name", ["swin-nano", "swinv2-nano"])
 def test_non_square_forward_and_backward(name):
     model = randomize(create_model(name, num_classes=3, drop_path_rate=0.0))
-    model.resize((224, 288), (7, 9))
+    model.set_input_size((224, 288), (7, 9))
     assert [st.window for st in model.config.layout()] == [(7, 9)] * 4
     assert [st.shift for st in model.config.layout()] == [(3, 4), (3, 4), (3, 4), (0, 0)]
     x = torch.randn(2, 3, 224, 288, requires_grad=True)
@@ -145,7 +145,7 @@ def test_non_square_forward_and_backward(name):
 
 
 def test_padding_is_reported_with_sizes_that_avoid_it(tiny_v1):
-    report = tiny_v1.resize(256)
+    report = tiny_v1.set_input_size(256)
     assert report.padding[0] == "stage 1: map 64 is padded to 70"
     assert report.padding[-1] == "sizes that need no padding: 224 or 448"
     with torch.no_grad():
@@ -154,16 +154,16 @@ def test_padding_is_reported_with_sizes_that_avoid_it(tiny_v1):
 
 def test_impossible_transfers_are_refused(tiny_v1):
     with pytest.raises(ConfigError, match="too small"):
-        tiny_v1.resize(16)
-    from swincli import resize_model
+        tiny_v1.set_input_size(16)
+    from swincli.models.resize import plan_resize
 
     with pytest.raises(ConfigError, match="patch size"):
-        resize_model(tiny_v1, img_size=224, patch_size=2)
+        plan_resize(tiny_v1.config, img_size=224, patch_size=2)
 
 
 def test_absolute_position_embeddings_are_resized():
     model = randomize(create_model("swin-nano", ape=True, num_classes=2))
-    report = model.resize(448, 14)
+    report = model.set_input_size(448, 14)
     assert model.absolute_pos_embed.shape == (1, 112 * 112, 32)
     assert "56 -> 112" in report.ape
 
@@ -200,7 +200,7 @@ def test_load_model_into_another_size(tiny_v2, tmp_path):
     assert model.config.image_hw == (384, 384) and model.config.num_classes == 4
     assert model.preprocessing.input_size == (384, 384) and model.resize_report.changed
     expected = load_model(path)
-    expected.resize(384, 12)
+    expected.set_input_size(384, 12)
     x = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
         assert torch.allclose(model.forward_features(x), expected.forward_features(x))

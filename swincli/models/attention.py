@@ -11,7 +11,9 @@ where M is the shift mask of the block (-100 between tokens that the cyclic shif
 from different image regions). :meth:`WindowAttention.forward` computes the same thing with four
 optimisations, each tested equal to the reference:
 
-1. B + M are folded into one additive mask, kept between calls in inference (no autograd);
+1. B + M are folded into one additive mask, computed on every call (V2: through ``self.cpb_mlp``);
+   only the CPU inference substitution keeps it between calls, where nobody can observe that
+   (:class:`~swincli.models.blocked_block.BlockedSwinBlock`);
 2. V2 normalises q and k in the token-major layout in one pass (the head-major views are strided,
    and broadcasting over them measured ten times slower on CPU);
 3. ``F.scaled_dot_product_attention`` on GPUs ("auto"); on CPU bmm + softmax measured faster at
@@ -20,8 +22,9 @@ optimisations, each tested equal to the reference:
    attention matrices of only one chunk are alive.
 
 Every submodule (``qkv``, ``attn_drop``, ``proj``, ``proj_drop``, the CPB MLP) is called through its
-own ``__call__``, so hooks and wrappers (peft LoRA, quantisation) see what they expect. V2's qkv is
-``self.qkv(x)`` plus the ``(q_bias, 0, v_bias)`` vector, so wrapping ``qkv`` works for V2 too.
+own ``__call__`` on every forward, in every mode, so hooks and wrappers (peft LoRA, quantisation
+observers, FLOP counters) see what they expect. V2's qkv is ``self.qkv(x)`` plus the
+``(q_bias, 0, v_bias)`` vector, so wrapping ``qkv`` works for V2 too.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from torch import Tensor, nn
 
 from swincli.models.config import Pair
 from swincli.models.continuous_position_bias import continuous_bias, cpb_mlp, log_spaced_coords
-from swincli.models.derived import DerivedTensors, version_key
+from swincli.models.observed import global_hooks, hooked
 from swincli.models.relative_position_bias import gather_bias, relative_position_index, resize_table, table_size
 
 LOGIT_SCALE_MAX = math.log(100.0)  # V2: tau = exp(logit scale) is clamped at 100
@@ -74,7 +77,6 @@ class WindowAttention(nn.Module):
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         elif rel_pos:
             self.cpb_mlp = cpb_mlp(num_heads)
-        self._derived = DerivedTensors()
         self._build_buffers()
 
     # ------------------------------------------------------------------ the paper's formula
@@ -127,7 +129,7 @@ class WindowAttention(nn.Module):
     def forward(self, x: Tensor, shift_mask: Tensor | None = None) -> Tensor:
         """:meth:`reference`, computed faster (see the module docstring)."""
         qkv = self.project_qkv(x)
-        mask = self.logit_mask(shift_mask, qkv.dtype, x.device)
+        mask = self.logit_mask(shift_mask, qkv.dtype)
         return self.proj_drop(self.proj(self.attend(qkv, mask)))
 
     def attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
@@ -141,18 +143,12 @@ class WindowAttention(nn.Module):
             parts.append(self._attend(qkv[:, i : i + self.chunk], part))
         return torch.cat(parts, dim=1)
 
-    def logit_mask(self, shift_mask: Tensor | None, dtype: torch.dtype, device: torch.device) -> Tensor | None:
-        """B + M folded: None, ``(heads, N, N)`` or ``(nW, heads, N, N)``; kept between calls without autograd."""
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():  # autograd needs the bias in its graph; a
-            return self._fold(shift_mask, dtype)  # compiled graph computes it inline (nothing to key on there)
-        params = [p for p in (getattr(self, "relative_position_bias_table", None),) if p is not None]
-        if self.rel_pos and self.version == 2:
-            params = list(self.cpb_mlp.parameters())
-        key = (id(shift_mask), dtype, device, self.window, version_key(params))
-        return self._derived.get("logit_mask", key, lambda: (shift_mask, self._fold(shift_mask, dtype)))[1]
-
-    def _fold(self, shift_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    def logit_mask(self, shift_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+        """B + M folded: None, ``(heads, N, N)`` or ``(nW, heads, N, N)``. Computed on every call, so the CPB
+        MLP runs (and its hooks fire) on every forward; the inference substitution caches it instead."""
         bias = self.position_bias()
+        if bias is not None:  # gathered head-last: made contiguous while small, the fold below is written in order
+            bias = bias.contiguous()
         if shift_mask is None:
             mask = bias
         elif bias is None:  # the "no pos." ablation: one mask per window and head, for the SDPA layout
@@ -161,16 +157,30 @@ class WindowAttention(nn.Module):
             mask = bias[None] + shift_mask[:, None]  # (nW, heads, N, N)
         return None if mask is None else mask.to(dtype).contiguous()  # a strided mask makes every add slow
 
+    def mask_sources(self) -> list[Tensor]:
+        """The parameters and buffers :meth:`logit_mask` derives from, for the keys of a cache of it."""
+        if not self.rel_pos:
+            return []
+        if self.version == 1:
+            return [self.relative_position_bias_table, self.relative_position_index]
+        return [*self.cpb_mlp.parameters(), self.relative_coords_table, self.relative_position_index]
+
     def _attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
+        """:meth:`reference`'s attention step on ``qkv`` ``(B, nW, N, 3, heads, d)`` (token-major, as the qkv
+        Linear writes it) -> ``(B, nW, N, C)``."""
         nw, n = qkv.shape[1], qkv.shape[2]
         heads, hd = self.num_heads, self.head_dim
-        if self.version == 2:  # cosine attention: unit q (times tau) and unit k; logits need no scale
+        # 1. q, k, v as (B, nW, heads, N, d): permute moves the q/k/v axis (3) to the front and the heads axis
+        #    (4) before the tokens (2), without copying; unbind splits q, k, v.
+        if self.version == 2:  # cosine attention: tau * q/|q| and k/|k|, normalised before the permute (fast,
+            # contiguous); the logits are then tau * cos(q, k) and need no 1/sqrt(d) scale
             q, k = self._unit_qk(qkv[..., :2, :, :]).permute(3, 0, 1, 4, 2, 5).unbind(0)
             v, scale = qkv[..., 2, :, :].transpose(2, 3), 1.0
         else:
-            (q, k, v), scale = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0), hd**-0.5  # (B, nW, heads, N, d)
+            (q, k, v), scale = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0), hd**-0.5
         if mask is not None and mask.dtype != q.dtype:
             mask = mask.to(q.dtype)
+        # 2. softmax(q k^T * scale + mask) v, by SDPA or written out (see _sdpa for which)
         if self._sdpa(q):
             if mask is None or mask.dim() == 3:  # one mask for every window: windows into the batch axis
                 flat = [t.reshape(-1, heads, n, hd) for t in (q, k, v)]
@@ -183,23 +193,24 @@ class WindowAttention(nn.Module):
             if mask is not None:
                 logits = logits + mask if torch.is_grad_enabled() else logits.add_(mask)
             out = self.attn_drop(logits.softmax(dim=-1)) @ v
+        # 3. back to token-major (B, nW, N, heads * d): the heads of a token side by side, as proj expects
         return out.view(-1, nw, heads, n, hd).transpose(2, 3).reshape(-1, nw, n, heads * hd)
 
     def _sdpa(self, q: Tensor) -> bool:
-        """SDPA where it is faster, and only where skipping ``attn_drop`` cannot matter: a plain dropout
-        that is off (eval or p = 0) and not hooked. Otherwise the explicit softmax calls it."""
+        """SDPA where it is faster, and only where skipping ``attn_drop`` cannot matter: a plain dropout that
+        is off (eval or p = 0), not hooked, and no global module hooks. Otherwise the explicit softmax calls it."""
         if self.impl == "eager" or (self.impl == "auto" and q.device.type == "cpu"):
             return False
         drop = self.attn_drop
         idle = type(drop) is nn.Dropout and (drop.p == 0.0 or not drop.training)
-        return idle and not drop._forward_hooks and not drop._forward_pre_hooks
+        return idle and not hooked(drop) and not global_hooks()
 
     def _unit_qk(self, qk: Tensor) -> Tensor:
         """``(..., 2, heads, d)`` -> ``tau * q / |q|`` and ``k / |k|`` in one pass (F.normalize's eps)."""
-        tau = self.temperature().view(-1, 1)
-        factor = torch.stack((tau, torch.ones_like(tau)))  # (2, heads, 1)
-        norm = torch.linalg.vector_norm(qk, dim=-1, keepdim=True).clamp_min(1e-12)
-        return qk * (factor / norm).to(qk.dtype)
+        tau = self.temperature().view(-1, 1)  # (heads, 1): the per-head temperature, clamped at 100
+        factor = torch.stack((tau, torch.ones_like(tau)))  # (2, heads, 1): q's rows get tau, k's rows get 1
+        norm = torch.linalg.vector_norm(qk, dim=-1, keepdim=True).clamp_min(1e-12)  # |q| and |k| per head
+        return qk * (factor / norm).to(qk.dtype)  # one multiply scales q and k together
 
     # ------------------------------------------------------------------ window size
     def set_window_size(self, window: Pair, pretrained_window: Pair | None = None) -> None:
@@ -217,7 +228,6 @@ class WindowAttention(nn.Module):
 
     def _build_buffers(self, device: torch.device | str | None = None) -> None:
         """Derived tensors: never in checkpoints, rebuilt from the window whenever it changes."""
-        self._derived.clear()
         if not self.rel_pos:
             return
         self.register_buffer("relative_position_index", relative_position_index(self.window).to(device), persistent=False)

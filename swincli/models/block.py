@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from swincli.models.attention import WindowAttention
 from swincli.models.config import Pair
 from swincli.models.derived import DerivedTensors
 from swincli.models.shift_mask import shift_mask
-from swincli.models.window import WindowGeometry, window_geometry, window_partition, window_reverse
+from swincli.models.window import WindowGeometry, pad_to_windows, window_geometry, window_partition, window_reverse
 
 
 class DropPath(nn.Module):
@@ -99,8 +98,7 @@ class SwinBlock(nn.Module):
         """(Shifted) window attention over a map ``(B, H, W, C)``: pad, roll, partition, attend, and back."""
         h, w = x.shape[1], x.shape[2]
         geo = self.geometry(h, w)
-        if any(geo.pad):
-            x = F.pad(x, (0, 0, 0, geo.pad[1], 0, geo.pad[0]))
+        x = pad_to_windows(x, geo)
         if any(geo.shift):
             x = torch.roll(x, (-geo.shift[0], -geo.shift[1]), dims=(1, 2))
         windows = self.attn(window_partition(x, self.window), self.shift_mask(geo, x.device))

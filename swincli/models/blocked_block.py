@@ -8,7 +8,9 @@ the 4C-wide MLP activations are never allocated for the whole map; on a CPU, tho
 and the page faults of fresh large allocations are most of what the GEMMs don't already take.
 
 It computes the operators of :class:`SwinBlock` in the same order (the same ``residual`` formula, the
-attention's own ``project``/``attend`` steps), so results agree to float rounding. It does so only
+attention's own ``project``/``attend`` steps), so results agree to float rounding. It also keeps the
+attention's folded position bias + shift mask between calls, where the plain model recomputes it (V2:
+runs the CPB MLP) on every forward; that skipped call is as unobservable as the rest. It does so only
 where nobody can tell the difference: CPU, no autograd, eval mode, no graph capture, and every module
 of the block of exactly the type the block was built with and without hooks (module or global). A
 hooked, wrapped (peft LoRA), parametrized or quantised submodule makes the block run as
@@ -18,15 +20,15 @@ hooked, wrapped (peft LoRA), parametrized or quantised submodule makes the block
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.modules import module as module_hooks
 
 from swincli.models.attention import WindowAttention
 from swincli.models.block import DropPath, Mlp, SwinBlock
 from swincli.models.config import Pair
+from swincli.models.derived import version_key
 from swincli.models.fused_linear import FusedLinear, graph_capture, linear
-from swincli.models.window import WindowGeometry, window_partition
+from swincli.models.observed import global_hooks, hooked
+from swincli.models.window import WindowGeometry, pad_to_windows, window_partition
 
 # Tokens (summed over the batch) per chunk. 4096 tokens of 96..768 channels keep a chunk's activations
 # within a few MB (L2/L3) while the GEMMs stay large enough to run at full speed.
@@ -34,16 +36,6 @@ DEFAULT_BLOCK_TOKENS = 4096
 
 PLAIN_TYPES = (nn.LayerNorm, WindowAttention, nn.Linear, FusedLinear, nn.Dropout, nn.GELU, DropPath, Mlp, nn.Sequential,
                nn.ReLU, nn.Identity)  # fmt: skip
-
-
-def hooked(module: nn.Module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks)
-
-
-def global_hooks() -> bool:
-    """Forward (pre-)hooks registered for every module with ``nn.modules.module.register_module_forward_hook``."""
-    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_forward_hooks_always_called")
-    return any(getattr(module_hooks, name, None) for name in names)
 
 
 def plain_children(block: nn.Module) -> bool:
@@ -79,8 +71,8 @@ class BlockedSwinBlock(SwinBlock):
         normed = None
         if any(geo.pad):  # pad first, then shift: the official order (as in SwinBlock.attend)
             if self.version == 1:  # V1 pads the *normalised* map: padded tokens enter attention as zeros
-                normed = F.pad(self.norm1(x), (0, 0, 0, geo.pad[1], 0, geo.pad[0])).reshape(b, -1, c)
-            x = F.pad(x, (0, 0, 0, geo.pad[1], 0, geo.pad[0]))
+                normed = pad_to_windows(self.norm1(x), geo).reshape(b, -1, c)
+            x = pad_to_windows(x, geo)
         flat = x.reshape(b, -1, c)
         out = torch.empty_like(flat)
         for idx, mask in self._chunks(geo, b, _logit_dtype(x), x.device):
@@ -106,13 +98,21 @@ class BlockedSwinBlock(SwinBlock):
         """(token index, mask) of each chunk of whole windows: about ``block_tokens`` tokens over the batch."""
         key = (geo.size, self.window, geo.shift, device)
         order = self._derived.get("order", key, lambda: window_order(geo.size, self.window, geo.shift, device))
-        mask = self.attn.logit_mask(self.shift_mask(geo, device), dtype, device)
+        mask = self._logit_mask(geo, dtype, device)
         n = self.window[0] * self.window[1]
         per = max(1, self.block_tokens // (batch * n))
         if self.attn.chunk:
             per = min(per, self.attn.chunk)
         for w0 in range(0, order.numel() // n, per):
             yield order[w0 * n : (w0 + per) * n], mask[w0 : w0 + per] if mask is not None and mask.dim() == 4 else mask
+
+    def _logit_mask(self, geo: WindowGeometry, dtype: torch.dtype, device: torch.device) -> Tensor | None:
+        """The attention's B + M, kept between calls (the plain model recomputes it). Keyed on the geometry and
+        on the version counters of the parameters and buffers it derives from, so an in-place weight update,
+        ``.to()`` or a resize is never served a stale mask."""
+        attn = self.attn
+        key = (geo, self.window, attn.window, attn.pretrained_window, dtype, device, version_key(attn.mask_sources()))
+        return self._derived.get("logit_mask", key, lambda: attn.logit_mask(self.shift_mask(geo, device), dtype))
 
     def _tokens(self, x: Tensor, mask: Tensor | None, normed: Tensor | None) -> Tensor:
         """Both residual branches for windows ``x`` ``(B, k, N, C)`` (``normed``: V1's padded norm1(x), if given)."""
@@ -139,6 +139,7 @@ class BlockedSwinBlock(SwinBlock):
 
     def unswap(self) -> SwinBlock:
         self.__dict__.pop("block_tokens", None)
+        self._derived.clear()  # the kept mask is this class's; a SwinBlock recomputes it
         self.__class__ = SwinBlock
         return self
 

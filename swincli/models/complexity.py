@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swincli.models.config import SizeLike, StageLayout, SwinConfig, stage_layout, to_pair, per_stage
+from swincli.sizes import pair_text
 
 CPB_HIDDEN = 512  # width of the V2 continuous-position-bias MLP
 
@@ -114,6 +115,5 @@ def window_notes(config: SwinConfig) -> list[str]:
     ]  # fmt: skip
     if not clipped:
         return []
-    fmt = lambda p: str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"  # noqa: E731
-    stages = ", ".join(f"stage {st.index + 1} {fmt(wanted[st.index])} -> {fmt(st.window)}" for st in clipped)
+    stages = ", ".join(f"stage {st.index + 1} {pair_text(wanted[st.index])} -> {pair_text(st.window)}" for st in clipped)
     return [f"window larger than the feature map, clipped to it ({stages}): those stages attend globally, without shift"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from swincli.errors import ConfigError
 from swincli.limits import (
-    INTERPOLATIONS, MAX_CHANS, MAX_CLASSES, MAX_DEPTH, MAX_EMBED_DIM, MAX_HEADS, MAX_MLP_RATIO, MAX_PATCH, MAX_SIDE,
+    INTERPOLATIONS, MAX_CHANS, PREPROCESSING, MAX_CLASSES, MAX_DEPTH, MAX_EMBED_DIM, MAX_HEADS, MAX_MLP_RATIO, MAX_PATCH, MAX_SIDE,
     MAX_STAGES, Range, floats, ints,
 )  # fmt: skip
 
@@ -47,12 +47,12 @@ def check_preprocessing(data: dict[str, Any]) -> None:
     if "input_size" in data:
         _check_sizes("preprocessing.input_size", data["input_size"], 1, nested=False)
     if "crop_pct" in data:
-        _check("preprocessing.crop_pct", data["crop_pct"], floats(0, 1, lo_open=True))
+        _check("preprocessing.crop_pct", data["crop_pct"], PREPROCESSING["crop_pct"])
     if "interpolation" in data and data["interpolation"] not in INTERPOLATIONS:
         raise ConfigError(f"preprocessing.interpolation must be one of {', '.join(INTERPOLATIONS)}, "
                           f"got {data['interpolation']!r}")  # fmt: skip
-    for key, domain in (("mean", floats(-1e6, 1e6)), ("std", floats(0, 1e6, lo_open=True))):
-        values = data.get(key)
+    for key in ("mean", "std"):
+        domain, values = PREPROCESSING[key], data.get(key)
         if values is None:
             continue
         if not isinstance(values, list) or not 1 <= len(values) <= MAX_CHANS:

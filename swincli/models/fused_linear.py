@@ -1,6 +1,6 @@
 """``FusedLinear``: an ``nn.Linear`` for CPU inference through oneDNN, the library PyTorch's CPU GEMMs use.
 
-It computes exactly what ``nn.Linear`` computes, so :func:`swincli.inference.optimize_for_inference`
+It computes exactly what ``nn.Linear`` computes, so :func:`swincli.models.fast_path.optimize_for_inference`
 may put it in place of a plain, unhooked ``nn.Linear`` (same parameters, same state-dict keys). What
 it adds:
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from swincli.errors import ConfigError
 from swincli.models.config import Pair, SizeLike, SwinConfig, WindowLike, per_stage, stage_layout
+from swincli.sizes import pair_text
 
 
 @dataclass
@@ -81,7 +82,7 @@ def plan_resize(
     for old, new in zip(before, target.layout()):
         report.stages.append(_change(old, new, _actions(config, old, new)))
     if config.ape and config.patch_grid != target.patch_grid:
-        report.ape = f"absolute position embedding {_fmt(config.patch_grid)} -> {_fmt(target.patch_grid)} (bicubic)"
+        report.ape = f"absolute position embedding {pair_text(config.patch_grid)} -> {pair_text(target.patch_grid)} (bicubic)"
     report.padding = padding_notes(target)
     return target, report
 
@@ -91,11 +92,11 @@ def _actions(config: SwinConfig, old, new) -> list[str]:
     if config.rel_pos and config.version == 1 and old.window != new.window:
         actions.append(f"bias tables {_grid(old.window)} -> {_grid(new.window)} (bicubic)")
     elif config.rel_pos and config.version == 2 and (old.window, old.pretrained_window) != (new.window, new.pretrained_window):
-        actions.append(f"coordinates rebuilt for window {_fmt(new.window)}, normalised by {_fmt(new.pretrained_window)}")
+        actions.append(f"coordinates rebuilt for window {pair_text(new.window)}, normalised by {pair_text(new.pretrained_window)}")
     if any(new.shift) and (old.shift, old.padded, old.window) != (new.shift, new.padded, new.window):
         actions.append("shift mask rebuilt")
     if new.padded != new.resolution:
-        actions.append(f"map padded {_fmt(new.resolution)} -> {_fmt(new.padded)}")
+        actions.append(f"map padded {pair_text(new.resolution)} -> {pair_text(new.padded)}")
     return actions
 
 
@@ -104,7 +105,7 @@ def padding_notes(config: SwinConfig) -> list[str]:
     notes = []
     for st in config.layout():
         if st.padded != st.resolution:
-            notes.append(f"stage {st.index + 1}: map {_fmt(st.resolution)} is padded to {_fmt(st.padded)}")
+            notes.append(f"stage {st.index + 1}: map {pair_text(st.resolution)} is padded to {pair_text(st.padded)}")
     if notes:
         h, w = config.image_hw
         sizes = [_nearest_unpadded(config, h, 0), _nearest_unpadded(config, w, 1)]
@@ -141,8 +142,3 @@ def _change(old, new, actions: list[str]) -> StageChange:
 
 def _grid(window: Pair) -> str:
     return f"{2 * window[0] - 1}x{2 * window[1] - 1}"
-
-
-def _fmt(pair: Pair) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
-

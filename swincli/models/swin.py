@@ -148,10 +148,6 @@ class SwinTransformer(nn.Module):
             self.preprocessing.input_size = target.image_hw
         return report
 
-    def resize(self, img_size: SizeLike | None = None, window_size: WindowLike | None = None) -> ResizeReport:
-        """Alias of :meth:`set_input_size`."""
-        return self.set_input_size(img_size, window_size)
-
     def reset_classifier(self, num_classes: int, row_map: Sequence[int] | None = None) -> None:
         """A new head for ``num_classes`` (0: none, the model returns pooled features). Zero-initialised, as
         the official fine-tuning does, or, with ``row_map``, row i of the old head for new class i."""
@@ -273,14 +269,6 @@ def _resize_grid(pos: Tensor, old: Pair, new: Pair) -> Tensor:
     grid = pos.reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid.float(), size=new, mode="bicubic", align_corners=False).to(pos.dtype)
     return grid.permute(0, 2, 3, 1)
-
-
-def resize_model(model: SwinTransformer, img_size: SizeLike | None = None, window_size: WindowLike | None = None,
-                 patch_size: int | None = None) -> ResizeReport:  # fmt: skip
-    """:meth:`SwinTransformer.set_input_size` as a function (``patch_size`` must stay what it is)."""
-    if patch_size is not None:
-        plan_resize(model.config, patch_size=patch_size)  # raises for a different patch size
-    return model.set_input_size(img_size, window_size)
 
 
 def _init_weights(module: nn.Module) -> None:

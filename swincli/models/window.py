@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from swincli.models.config import Pair
@@ -29,6 +30,11 @@ def window_geometry(height: int, width: int, window: Pair, shift: Pair) -> Windo
     pad = ((-height) % wh, (-width) % ww)
     size = (height + pad[0], width + pad[1])
     return WindowGeometry(pad, size, (shift[0] if size[0] > wh else 0, shift[1] if size[1] > ww else 0))
+
+
+def pad_to_windows(x: Tensor, geo: WindowGeometry) -> Tensor:
+    """A map ``(B, H, W, C)`` padded with zeros at the bottom and right to ``geo.size`` (window multiples)."""
+    return F.pad(x, (0, 0, 0, geo.pad[1], 0, geo.pad[0])) if any(geo.pad) else x
 
 
 def window_partition(x: Tensor, window: Pair) -> Tensor:

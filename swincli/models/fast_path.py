@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from swincli.models.block import SwinBlock
-from swincli.models.blocked_block import DEFAULT_BLOCK_TOKENS, BlockedSwinBlock, hooked
+from swincli.models.blocked_block import DEFAULT_BLOCK_TOKENS, BlockedSwinBlock
 from swincli.models.fused_linear import FusedLinear, available
+from swincli.models.observed import hooked
 
 
 @dataclass
