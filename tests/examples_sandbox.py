@@ -117,7 +117,7 @@ def sandbox(root: Path) -> tuple[Path, dict[str, str]]:
     (HF_HUB_OFFLINE=1; the venv's ``swin`` and ``torchrun`` first on PATH; matplotlib's font cache shared).
 
     OMP_NUM_THREADS=1 because :class:`Runner` runs two examples at once: two-thread OpenMP teams on
-    shared cores wait at every barrier (swincli/engine/run/threads.py): the 9 s demo run took 180 s of CPU.
+    shared cores wait at every barrier (swincli/threads.py): the 9 s demo run took 180 s of CPU.
     """
     work = root / "work"
     for folder in (work, root / "home", root / "hf", root / "swin-cache"):

@@ -6,6 +6,9 @@ a shell, in its own working directory with HOME, HF_HOME and SWIN_CACHE inside t
 Hub offline; the files it names are built once per session (tests/examples_assets.py) and placed
 there. Expected: the exact exit code, no traceback and no "unexpected" message, one ``error:`` line
 for a failure, and the files the example writes.
+
+Running them is the slow tier (``pytest -m slow``: a few minutes of subprocesses, torchrun included);
+the fast tier checks that each is in TABLE and that each usage synopsis names only options that exist.
 """
 
 from __future__ import annotations
@@ -58,12 +61,13 @@ TABLE: dict[str, Case] = {
     "swin models list": Case(),
     "swin models list 'swinv2*'": Case(says="swinv2_base_window12to24_192to384"),
     "swin models list 'swinv2*' --pretrained": Case(),
-    "swin models list --v1 --json": Case(says='"name": "swin_tiny_patch4_window7_224"'),
+    "swin models list --v1 --format json": Case(says='"name": "swin_tiny_patch4_window7_224"'),
+    "swin models list --format csv": Case(says="swin_tiny_patch4_window7_224,swin-t,1,224,7,"),
     "swin models info swin-t": Case(says="28.29M"),
     "swin models info swin-b --size 384 --window 12": Case(says="47.1"),
-    "swin models info swinv2-l --json": Case(says="196739932"),
+    "swin models info swinv2-l --format json": Case(says="196739932"),
     "swin env": Case(),
-    "swin env --json": Case(says='"packages"'),
+    "swin env --format json": Case(says='"packages"'),
     # --- convert
     "swin convert swin_tiny_patch4_window7_224.pth -o swin-t.safetensors": Case(
         needs=("swin_tiny_patch4_window7_224.pth=swin-t-official.pth",), writes=("swin-t.safetensors",)),
@@ -102,6 +106,7 @@ TABLE: dict[str, Case] = {
         needs=("swinv2-b.safetensors=v2-384-ft.safetensors", DIR), says='"acc1"'),
     "swin eval -c runs/train/exp/best.safetensors --data hf:./beans": Case(needs=(RUN, "beans=hf-dataset"), says="acc1"),
     "swin eval -c best.safetensors -d DIR --per-class": Case(needs=(BEST, DIR)),
+    "swin eval -c best.safetensors -d DIR --format csv": Case(needs=(BEST, DIR), says="class,index,images,acc1,mistaken_for"),
     "swin eval -c best.safetensors -d DIR --remap": Case(needs=(BEST, "DIR=dataset-extra")),
     "swin eval -c best.safetensors -d DIR --plot confusion.png": Case(
         needs=(BEST, DIR), writes=("confusion.png",), says="mistaken for"),
@@ -117,6 +122,7 @@ TABLE: dict[str, Case] = {
         needs=("shards=wds-shards",), extra=STEP, writes=("runs/train/exp/best.safetensors",)),
     "swin train --model swin-t --data 'wds:pipe:cat shards/train-{000000..000003}.tar' --epoch-size 16 --epochs 30": Case(
         needs=("shards=wds-shards",), extra=STEP, writes=("runs/train/exp/best.safetensors",)),
+    "swin train --data digits/": Case(needs=("digits=dataset",), extra=STEP, says="recipe auto"),
     "swin train --config recipe.yaml --lr 1e-3": Case(
         needs=("recipe.yaml=recipe.yaml",), extra=STEP, writes=("runs/train/exp/last.safetensors",)),
     "swin train --resume runs/train/exp3": Case(needs=("runs/train/exp3=run",), says="results saved to runs/train/exp3"),
@@ -136,7 +142,9 @@ TABLE: dict[str, Case] = {
         writes=("runs/finetune/exp/best.safetensors",)),
     "swin finetune --checkpoint best.safetensors --data DIR --layer-decay 0.8": Case(
         needs=(BEST, DIR), extra=STEP, writes=("runs/finetune/exp/best.safetensors",)),
-    "swin finetune -c best.safetensors --data DIR --layer-decay 0.8": Case(
+    "swin finetune -c best.safetensors --data digits/ --size 96": Case(
+        needs=(BEST, "digits=dataset"), extra=STEP, says="recipe auto", writes=("runs/finetune/exp/best.safetensors",)),
+    "swin finetune -c best.safetensors --data DIR --size 96 --window 6": Case(
         needs=(BEST, DIR), extra=STEP, writes=("runs/finetune/exp/best.safetensors",)),
     "swin finetune -c swin_tiny_patch4_window7_224.pth --data DIR --freeze": Case(
         needs=("swin_tiny_patch4_window7_224.pth=swin-t-official.pth", DIR), extra=STEP,
@@ -167,30 +175,33 @@ TABLE: dict[str, Case] = {
     "swin profile --model swin-t --compare timm": Case(extra=FAST + " -b 1", says="timm"),
     "swin profile --model swinv2-t --compare timm --mode both": Case(extra=FAST + " -b 1", says="train step"),
     "swin profile --model swin-t --attention --plot table5.png": Case(extra=FAST + " -b 1", writes=("table5.png",)),
-    "swin profile --gpu --model swin-b -b 64 --amp bf16 --compile": Case(extra=FAST, code=0 if CUDA else 1,
-                                                                         says="" if CUDA else "no CUDA GPU"),
-    "swin profile --model swin-b --size 384 --window 12 --iters 0 --json": Case(says='"macs"'),
+    "swin profile --device cuda --model swin-b -b 64 --amp bf16 --compile": Case(
+        extra=FAST, code=0 if CUDA else 1, says="" if CUDA else "no CUDA GPU"),
+    "swin profile --model swin-b --size 384 --window 12 --iters 0 --format json": Case(says='"macs"'),
     # --- usage synopses (docs/cli.md, the first block of each command's page)
-    "swin models list [PATTERN] [--v1|--v2] [--pretrained] [--json]": SYNOPSIS,
-    "swin models info NAME [--size S|HxW] [--window W|HxW|w1,w2,w3,w4] [--json]": SYNOPSIS,
-    "swin env [--json]": SYNOPSIS,
+    "swin models list [PATTERN] [--v1|--v2] [--pretrained] [--format table|json|csv]": SYNOPSIS,
+    "swin models info NAME [--size S|HxW] [--window W|HxW|w1,w2,w3,w4] [--format table|json]": SYNOPSIS,
+    "swin env [--format table|json]": SYNOPSIS,
     "swin train [--model NAME] [--data DIR] [--config recipe.yaml] [OPTIONS]": SYNOPSIS,
     "swin finetune -c CHECKPOINT --data DIR [--size S] [--window W] [OPTIONS]": SYNOPSIS,
-    "swin eval -c CHECKPOINT --data DIR": SYNOPSIS,
+    "swin eval (-c CHECKPOINT | --model NAME) --data DIR [--per-class] [--plot FILE.png] [--format table|json|csv]": SYNOPSIS,
     "swin eval --checkpoint runs/train/exp/best.safetensors --data DIR [--size S] [--window W] [--per-class] [--remap] "
     "[--plot FILE.png] [--format json]": SYNOPSIS,
     "swin convert SRC -o OUT [--from auto|official|timm|hf|torchvision|swin] [--to swin|official|timm|hf|torchvision|onnx] "
     "[--model NAME] [--size S|HxW] [--window W|w1,w2,w3,w4] [--pretrained-window p1,p2,p3,p4] [--num-classes N] "
-    "[--check/--no-check] [--force] [--json]": SYNOPSIS,
-    "swin predict INPUTS... [--model NAME | --checkpoint PATH] [--top-k 5] [--size S] [--window W] [--batch-size 32] "
-    "[--workers 2] [--device cpu|cuda] [--amp bf16|none] [--format table|json|csv] [--output FILE] [--features] "
-    "[--explain DIR] [--explain-method gradcam|gradcam++|scorecam|eigencam] [--offline] [--revision REV]": SYNOPSIS,
-    "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] [--gpu] "
-    "[--amp bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
-    "[--compare timm] [--json] [--plot FILE]": SYNOPSIS,
+    "[--check/--no-check] [--force] [--format table|json]": SYNOPSIS,
+    "swin predict INPUTS... [--model NAME] [--checkpoint PATH] [--top-k 5] [--size S] [--window W] [--batch-size 32] "
+    "[--workers N] [--device cpu|cuda|auto] [--amp auto|bf16|fp16|none] [--format table|json|csv] [--output FILE] "
+    "[--features] [--explain DIR] [--explain-method gradcam|gradcam++|scorecam|eigencam] [--explain-layer 1-4] "
+    "[--offline] [--revision REV]": SYNOPSIS,
+    "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] "
+    "[--amp auto|bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
+    "[--compare timm] [--format table|json] [--plot FILE]": SYNOPSIS,
 }  # fmt: skip
 
 EXAMPLES = all_examples()
+SYNOPSES = [e for e in EXAMPLES if TABLE.get(e, Case()).synopsis]
+RUNNABLE = [e for e in EXAMPLES if e not in SYNOPSES]
 
 
 @pytest.fixture(scope="session")
@@ -215,14 +226,24 @@ def runner(request, tmp_path_factory):
     shutil.rmtree(root / "assets", ignore_errors=True)
 
 
-@pytest.mark.parametrize("example", list(EXAMPLES), ids=list(EXAMPLES))
+def test_every_documented_example_is_in_the_table():
+    missing = [f"{e!r} (shown in {', '.join(EXAMPLES[e])})" for e in EXAMPLES if e not in TABLE]
+    assert not missing, f"not in TABLE in {__file__}, add them to the table: {missing}"
+
+
+@pytest.mark.parametrize("line", SYNOPSES, ids=SYNOPSES)
+def test_usage_synopsis_names_only_options_that_exist(line):
+    check_synopsis(line)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # the first to finish waits for the torchrun examples, which start first
+@pytest.mark.parametrize("example", RUNNABLE, ids=RUNNABLE)
 def test_documented_example_runs(example, runner):
     where = ", ".join(EXAMPLES[example])
     case = TABLE.get(example)
     if case is None:
         pytest.fail(f"{example!r} (shown in {where}) is not in TABLE in {__file__}: add it to the table")
-    if case.synopsis:
-        return check_synopsis(example)
     proc, sandbox = runner.result(example)
     said = f"$ {proc.args}\n(shown in {where})\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
     assert proc.returncode == case.code, said

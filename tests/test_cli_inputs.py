@@ -16,19 +16,13 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import run_cli as run
 from swincli import create_model, save_model
-from swincli.cli import main
 
 MARKUP = ["[misc]", "dogs [v2]", "[/red]", "[bold]x"]
 FOLDER_SAFE = ["[misc]", "dogs [v2]", "[red]", "[bold]x"]  # "/" cannot be in a folder name
 SWIN = str(Path(sys.executable).parent / "swin")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def checkpoint(path: Path, names: list[str] | None, favour: int = 0, num_classes: int | None = None) -> Path:
@@ -249,6 +243,7 @@ def _hub_env(tmp_path: Path, endpoint: str) -> dict:
             "SWIN_CACHE": str(tmp_path / "cache")}  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess timed against a bound: needs a machine that is not loaded
 def test_unreachable_hub_fails_in_seconds_with_its_own_message(tmp_path):
     img = image(tmp_path / "x.png")
     start = time.monotonic()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import randomize
+from helpers import randomize
 from swincli import create_model, load, load_model, save_model
 from swincli.checkpoint import Preprocessing
 from swincli.cli import main
@@ -146,7 +146,7 @@ def test_wrong_guess_names_the_flags_that_fix_it(bare_timm, tmp_path, capsys):
 @pytest.mark.parametrize("field, value, message", [
     ("crop_pct", float("nan"), "pretrained_cfg.crop_pct must be a finite number"),
     ("interpolation", "lanczos", "pretrained_cfg.interpolation must be one of bicubic"),
-    ("std", [0.2, 0.0, 0.2], "pretrained_cfg.std must be a finite number above 0"),
+    ("std", [0.2, 0.0, 0.2], "pretrained_cfg.std must be a finite number in (0, 1e+06], got 0.0"),
     ("img_size", 0, "model_args.img_size must be a positive integer"),
     ("window_size", "three", "model_args.window_size must be a positive integer"),
     ("label_names", ["a", "b"], "2 class names for weights with 4 classes"),

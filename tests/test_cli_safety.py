@@ -14,10 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from swincli import create_model, save_model
-from swincli.cli import main
+from helpers import plain_images, run_cli as run
 from swincli.fileio import TEMP_MARK, temp_path
 
 TINY = ["--size", "32", "--window", "2", "--workers", "0", "-b", "4", "--quiet", "--epochs", "1", "--max-steps", "1"]
@@ -33,37 +31,14 @@ def temps(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if TEMP_MARK in p.name]
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def one_line_error(err: str, *needles: str) -> bool:
     return err.count("\n") == 1 and err.startswith("error:") and "Traceback" not in err and all(n in err for n in needles)
 
 
 @pytest.fixture(scope="module")
-def nano(tmp_path_factory) -> Path:
-    return save_model(create_model("swin-nano", num_classes=3), tmp_path_factory.mktemp("ck") / "m.safetensors")
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory) -> tuple[Path, Path]:
-    """A 32 px checkpoint and a folder of five images for predict."""
-    root = tmp_path_factory.mktemp("predict")
-    ck = save_model(create_model("swin-nano", num_classes=3, img_size=32, window_size=2), root / "m.safetensors")
-    (root / "imgs").mkdir()
-    for i in range(5):
-        Image.new("RGB", (40, 40), (50 * i, 20, 200 - 40 * i)).save(root / "imgs" / f"{i}.png")
-    return ck, root / "imgs"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from test_train import make_folder
-
-    return make_folder(tmp_path_factory.mktemp("data"), per_class=4)
+def small(tiny_checkpoint, tmp_path_factory) -> tuple[Path, Path]:
+    """The 32 px checkpoint and a folder of five images for predict."""
+    return tiny_checkpoint, plain_images(tmp_path_factory.mktemp("predict") / "imgs", 5)
 
 
 @pytest.fixture
@@ -74,18 +49,18 @@ def umask():
 
 
 # ------------------------------------------------------------------ convert
-def test_convert_into_an_existing_folder_replaces_only_our_files(nano, tmp_path, capsys):
+def test_convert_into_an_existing_folder_replaces_only_our_files(nano_checkpoint, tmp_path, capsys):
     victim = tmp_path / "victim"
     (victim / "chapters").mkdir(parents=True)
     (victim / "thesis.txt").write_text("four years of work\n")
     (victim / "chapters" / "one.tex").write_text("\\chapter{One}\n")
     (victim / "model.safetensors").write_bytes(b"an old export")
     before = hashes(victim)
-    code, _, err = run(capsys, "convert", nano, "--to", "hf", "-o", victim, "--no-check")
+    code, _, err = run(capsys, "convert", nano_checkpoint, "--to", "hf", "-o", victim, "--no-check")
     assert code == 1 and one_line_error(err, f"{victim} already exists", "--force")
     assert hashes(victim) == before
 
-    assert run(capsys, "convert", nano, "--to", "hf", "-o", victim, "--no-check", "--force")[0] == 0
+    assert run(capsys, "convert", nano_checkpoint, "--to", "hf", "-o", victim, "--no-check", "--force")[0] == 0
     after = hashes(victim)
     assert after["thesis.txt"] == before["thesis.txt"] and after["chapters/one.tex"] == before["chapters/one.tex"]
     assert set(after) == set(before) | HF_FILES and after["model.safetensors"] != before["model.safetensors"]
@@ -93,34 +68,34 @@ def test_convert_into_an_existing_folder_replaces_only_our_files(nano, tmp_path,
     assert temps(tmp_path) == []
 
 
-def test_convert_into_the_working_directory_keeps_every_other_file(nano, tmp_path, capsys, monkeypatch):
+def test_convert_into_the_working_directory_keeps_every_other_file(nano_checkpoint, tmp_path, capsys, monkeypatch):
     cwd = tmp_path / "work"
     (cwd / "src").mkdir(parents=True)
     (cwd / "notes.md").write_text("todo\n")
     (cwd / "src" / "main.py").write_text("print('hi')\n")
     monkeypatch.chdir(cwd)
     before = hashes(cwd)
-    code, _, err = run(capsys, "convert", nano, "--to", "hf", "-o", ".", "--no-check")
+    code, _, err = run(capsys, "convert", nano_checkpoint, "--to", "hf", "-o", ".", "--no-check")
     assert code == 1 and one_line_error(err, "already exists") and hashes(cwd) == before
-    assert run(capsys, "convert", nano, "--to", "hf", "-o", ".", "--no-check", "--force")[0] == 0
+    assert run(capsys, "convert", nano_checkpoint, "--to", "hf", "-o", ".", "--no-check", "--force")[0] == 0
     after = hashes(cwd)
     assert {k: after[k] for k in before} == before and set(after) - set(before) == HF_FILES
     assert temps(tmp_path) == []
 
 
-def test_convert_targets_of_the_wrong_kind_are_one_line(nano, tmp_path, capsys):
+def test_convert_targets_of_the_wrong_kind_are_one_line(nano_checkpoint, tmp_path, capsys):
     folder, file = tmp_path / "a-folder", tmp_path / "a-file"
     folder.mkdir()
     file.write_text("mine\n")
     for target, to, needle in ((folder, "swin", "is a folder"), (file, "hf", "is a file, not a folder")):
-        code, _, err = run(capsys, "convert", nano, "--to", to, "-o", target, "--no-check", "--force")
+        code, _, err = run(capsys, "convert", nano_checkpoint, "--to", to, "-o", target, "--no-check", "--force")
         assert code == 1 and one_line_error(err, str(target), needle)
     assert file.read_text() == "mine\n" and list(folder.iterdir()) == []
-    code, _, err = run(capsys, "convert", nano, "-o", file / "inside.safetensors")
+    code, _, err = run(capsys, "convert", nano_checkpoint, "-o", file / "inside.safetensors")
     assert code == 1 and one_line_error(err, "cannot write", f"{file} is a file")
 
 
-def test_an_unwritable_place_is_one_line(nano, tmp_path, capsys, monkeypatch):
+def test_an_unwritable_place_is_one_line(nano_checkpoint, tmp_path, capsys, monkeypatch):
     """A read-only file system (simulated: root may write anywhere, so permissions cannot be tested here)."""
     real = os.statvfs
 
@@ -129,23 +104,23 @@ def test_an_unwritable_place_is_one_line(nano, tmp_path, capsys, monkeypatch):
             self.f_flag = st.f_flag | os.ST_RDONLY
 
     monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly(real(p)))
-    code, _, err = run(capsys, "convert", nano, "-o", tmp_path / "out.safetensors")
+    code, _, err = run(capsys, "convert", nano_checkpoint, "-o", tmp_path / "out.safetensors")
     assert code == 1 and one_line_error(err, f"cannot write {tmp_path / 'out.safetensors'}", "read-only file system")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_written_files_follow_the_umask_and_replaced_ones_keep_their_mode(nano, tmp_path, capsys, umask):
+def test_written_files_follow_the_umask_and_replaced_ones_keep_their_mode(nano_checkpoint, tmp_path, capsys, umask):
     umask(0o027)
-    assert run(capsys, "convert", nano, "--to", "timm", "-o", tmp_path / "t.pth", "--no-check")[0] == 0
-    assert run(capsys, "convert", nano, "--to", "hf", "-o", tmp_path / "hf", "--no-check")[0] == 0
+    assert run(capsys, "convert", nano_checkpoint, "--to", "timm", "-o", tmp_path / "t.pth", "--no-check")[0] == 0
+    assert run(capsys, "convert", nano_checkpoint, "--to", "hf", "-o", tmp_path / "hf", "--no-check")[0] == 0
     assert (tmp_path / "t.pth").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "hf").stat().st_mode & 0o777 == 0o750
     assert {(p.name, p.stat().st_mode & 0o777) for p in (tmp_path / "hf").iterdir()} == {(n, 0o640) for n in HF_FILES}
     umask(0o022)
-    assert run(capsys, "convert", nano, "-o", tmp_path / "m.safetensors")[0] == 0
+    assert run(capsys, "convert", nano_checkpoint, "-o", tmp_path / "m.safetensors")[0] == 0
     assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
     os.chmod(tmp_path / "t.pth", 0o600)  # the user's choice survives --force
-    assert run(capsys, "convert", nano, "--to", "timm", "-o", tmp_path / "t.pth", "--no-check", "--force")[0] == 0
+    assert run(capsys, "convert", nano_checkpoint, "--to", "timm", "-o", tmp_path / "t.pth", "--no-check", "--force")[0] == 0
     assert (tmp_path / "t.pth").stat().st_mode & 0o777 == 0o600
 
 
@@ -211,17 +186,17 @@ def test_features_and_their_row_order_are_both_protected(small, tmp_path, capsys
 
 
 # ------------------------------------------------------------------ train
-def test_train_refuses_an_earlier_run_and_force_replaces_only_its_files(data, tmp_path, capsys):
+def test_train_refuses_an_earlier_run_and_force_replaces_only_its_files(few_colours, tmp_path, capsys):
     out = tmp_path / "ft96"
     out.mkdir()
     for name, text in (("args.json", '{"model": "swin-nano"}\n'), ("metrics.jsonl", '{"epoch": 1}\n{"epoch": 2}\n'),
                        ("last.safetensors", "weights"), ("notes.txt", "why this run matters\n")):  # fmt: skip
         (out / name).write_text(text)
     before = hashes(out)
-    code, _, err = run(capsys, "train", "--data", data, "-o", out, "--model", "swinv2-nano", *TINY)
+    code, _, err = run(capsys, "train", "--data", few_colours, "-o", out, "--model", "swinv2-nano", *TINY)
     assert code == 1 and one_line_error(err, f"{out} holds an earlier run", "--force", "--resume")
     assert hashes(out) == before
-    code, _, err = run(capsys, "train", "--data", data, "-o", out, "--model", "swinv2-nano", "--force", *TINY)
+    code, _, err = run(capsys, "train", "--data", few_colours, "-o", out, "--model", "swinv2-nano", "--force", *TINY)
     assert code == 0, err
     after = hashes(out)
     assert after["notes.txt"] == before["notes.txt"] and after["last.safetensors"] != before["last.safetensors"]
@@ -230,14 +205,14 @@ def test_train_refuses_an_earlier_run_and_force_replaces_only_its_files(data, tm
     assert temps(tmp_path) == []
 
 
-def test_a_run_directory_in_use_is_refused_with_one_line(data, tmp_path, capsys):
+def test_a_run_directory_in_use_is_refused_with_one_line(few_colours, tmp_path, capsys):
     from swincli.engine.run.directory import RunLock
 
     out = tmp_path / "busy"
     out.mkdir()
     lock = RunLock(out).acquire()  # as another `swin train -o busy` would hold it
     try:
-        code, _, err = run(capsys, "train", "--data", data, "-o", out, *TINY)
+        code, _, err = run(capsys, "train", "--data", few_colours, "-o", out, *TINY)
         assert code == 1 and one_line_error(err, f"{out} is in use by another run", f"pid {os.getpid()}")
         assert sorted(p.name for p in out.iterdir()) == [".lock"]
     finally:

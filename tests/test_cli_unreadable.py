@@ -4,6 +4,7 @@ import json
 
 from PIL import Image
 
+from helpers import save_tiny
 from swincli.cli import main
 from swincli.datasets.folder import probe
 
@@ -46,12 +47,8 @@ def test_train_skips_a_truncated_image_and_reports_it(tmp_path, capsys):
 
 
 def test_eval_skips_a_truncated_image(tmp_path, capsys):
-    from swincli import create_model, save_model
-
     bad = _folder(tmp_path / "d")
-    model = create_model("swin-nano", num_classes=2, img_size=32, window_size=2)
-    model.class_names = ["c0", "c1"]
-    save_model(model, tmp_path / "m.safetensors")
+    save_tiny(tmp_path / "m.safetensors", ["c0", "c1"])
     code = main(["eval", "-c", str(tmp_path / "m.safetensors"), "-d", str(tmp_path / "d"), "--format", "json",
                  "-j", "0"])  # fmt: skip
     out, err = capsys.readouterr()

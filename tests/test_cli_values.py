@@ -1,14 +1,20 @@
 """Every bad value has an answer: each numeric option of each command, ranges in config files, device
 names, checkpoint metadata, windows larger than the map, and runs too big for the memory there is.
 
-The walk over the command tree runs with ``SWIN_MEMORY_LIMIT=1`` (one byte): a value that is valid
-gets past parsing and the settings checks and is then refused by the memory check before the first
-batch, so no case starts real work.
+Every numeric option gets every value of ``BAD`` from its own conversion and domain check (the click
+parameter's ``process_value``, as the parser calls it): a usage error naming the option, or the value
+is accepted and the command itself must answer it (``--size 0`` is a string until the command reads
+it; ``--workers 0`` is in the domain). Those, and a sample of the refused ones, run through ``main()``.
+
+The runs through ``main()`` use ``SWIN_MEMORY_LIMIT=1`` (one byte): a value that is valid gets past
+parsing and the settings checks and is then refused by the memory check before the first batch, so
+no case starts real work.
 """
 
 import errno
 import json
 import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -16,32 +22,25 @@ from pathlib import Path
 import pytest
 import torch
 import typer
-from PIL import Image
 
-from swincli import create_model, save_model
+from helpers import CLASS_NAMES
 from swincli.cli import main
 from swincli.cli.app import build_app
 
 BAD = ("0", "-1", "nan", "inf", "1e12")
 STRING_NUMERIC = {"size", "window", "pretrained_window"}
-# (command, option, value) that are inside the domain and finish without work to refuse: counted, not run
+# (command, option, value) that are inside the domain and finish without work to refuse
 FINISHES = {
     ("convert", "num_classes", "0"),  # a headless model (features only) is a valid conversion
     ("profile", "iters", "0"),  # counts parameters and MACs only
 }
+COMMANDS = typer.main.get_command(build_app())
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("values")
-    model = create_model("swin-nano", num_classes=3, img_size=32, window_size=2)
-    model.class_names = ["a", "b", "c"]
-    ckpt = save_model(model, root / "tiny.safetensors")
-    for name in model.class_names:
-        (root / "data" / name).mkdir(parents=True)
-        for i in range(2):
-            Image.new("RGB", (40, 40), (80 * i, 60, 200)).save(root / "data" / name / f"{i}.png")
-    return root, ckpt
+def assets(tiny_checkpoint, few_colours):
+    """The tiny checkpoint (classes blue, green, red), a class folder and one of its images."""
+    return tiny_checkpoint, few_colours, few_colours / "val" / CLASS_NAMES[0] / "0.png"
 
 
 def _numeric_options():
@@ -58,23 +57,53 @@ def _numeric_options():
             ):
                 out.append((tuple(path), p.name, p.opts[0]))
 
-    walk(typer.main.get_command(build_app()), [])
+    walk(COMMANDS, [])
     return out
 
 
 OPTIONS = _numeric_options()
+IDS = [f"{' '.join(p)} {f}" for p, _, f in OPTIONS]
 
 
-def _base(path: tuple, option: str, root: Path, ckpt: Path) -> list[str]:
+def _parameter(path: tuple, option: str):
+    """The click command at ``path`` and its parameter ``option``."""
+    command = COMMANDS
+    for name in path:
+        command = command.commands[name]
+    return command, next(p for p in command.params if p.name == option)
+
+
+def refusal(path: tuple, option: str, value: str) -> str | None:
+    """The usage error the option's own conversion and domain check give ``value`` on the command line
+    (the message ``main()`` prints after ``error:``), or None when the option accepts it."""
+    command, param = _parameter(path, option)
+    ctx = typer.Context(command, info_name=path[-1])
+    try:
+        param.process_value(ctx, value)  # what the parser runs: the type's conversion, then the callback
+    except typer.BadParameter as exc:  # anything else is a crash, and fails the test with its traceback
+        exc.param = exc.param or param
+        return exc.format_message()
+    return None
+
+
+def names_value(message: str, value: str) -> bool:
+    """Whether ``message`` quotes ``value`` as typed or as the number it was read as (``-1`` -> ``-1.0``)."""
+    forms = {value, repr(float(value))}
+    if math.isfinite(float(value)):
+        forms.add(str(int(float(value))))
+    return any(form in message for form in forms)
+
+
+def _base(path: tuple, option: str, assets, out: Path) -> list[str]:
     """The least each command needs to get past parsing (minus the option under test)."""
-    data, img = str(root / "data"), str(root / "data" / "a" / "0.png")
+    ckpt, data, img = (str(a) for a in assets)
     base = {
-        ("train",): ["--data", data, "-o", str(root / "run"), "--max-steps", "1", "--workers", "0", "-q"],
-        ("finetune",): ["-c", str(ckpt), "--data", data, "-o", str(root / "ft"), "--max-steps", "1", "--workers", "0", "-q"],
-        ("predict",): [img, "-c", str(ckpt), "--workers", "0"],
-        ("eval",): ["-c", str(ckpt), "-d", data, "--workers", "0"],
-        ("profile",): ["-c", str(ckpt), "--iters", "1", "--warmup", "0"],
-        ("convert",): [str(ckpt), "-o", str(root / "out.safetensors"), "--force", "--no-check"],
+        ("train",): ["--data", data, "-o", str(out / "run"), "--max-steps", "1", "--workers", "0", "-q"],
+        ("finetune",): ["-c", ckpt, "--data", data, "-o", str(out / "ft"), "--max-steps", "1", "--workers", "0", "-q"],
+        ("predict",): [img, "-c", ckpt, "--workers", "0"],
+        ("eval",): ["-c", ckpt, "-d", data, "--workers", "0"],
+        ("profile",): ["-c", ckpt, "--iters", "1", "--warmup", "0"],
+        ("convert",): [ckpt, "-o", str(out / "out.safetensors"), "--force", "--no-check"],
         ("models", "info"): ["swin-nano"],
     }[path]
     flag = "--" + option.replace("_", "-")
@@ -84,6 +113,24 @@ def _base(path: tuple, option: str, root: Path, ckpt: Path) -> list[str]:
     return [*path, *base]
 
 
+def through_main(path, option, flag, value, assets, out: Path, capsys) -> tuple[int, str]:
+    """``swin PATH ... FLAG VALUE`` in this process under a one-byte memory limit: (exit code, last error line)."""
+    out.mkdir(parents=True, exist_ok=True)
+    code = main([*_base(path, option, assets, out), flag, value])
+    printed, err = capsys.readouterr()
+    assert "unexpected" not in err and "Traceback" not in err, err
+    assert not (out / "run").exists() and not (out / "ft").exists()
+    if (path[-1], option, value) in FINISHES:
+        assert code == 0, err
+        return code, ""
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    assert code in (1, 2) and last.startswith("error: "), (code, printed, err)
+    if code == 1:  # a domain error found once the model is known, or a valid value stopped by the memory check
+        assert "needs about" in last or "too small" in last or "larger than" in last or "alternatives" in last or (
+            "describe foreign weights" in last), last
+    return code, last
+
+
 def test_the_walk_finds_every_numeric_option():
     found = {(p, name) for p, name, _ in OPTIONS}
     assert {(("train",), "lr"), (("finetune",), "epochs"), (("predict",), "top_k"), (("eval",), "batch_size"),
@@ -91,24 +138,47 @@ def test_the_walk_finds_every_numeric_option():
     assert len(OPTIONS) > 60
 
 
-@pytest.mark.parametrize("value", BAD)
-@pytest.mark.parametrize("path,option,flag", OPTIONS, ids=[f"{' '.join(p)} {f}" for p, _, f in OPTIONS])
-def test_every_numeric_option_answers_every_bad_value(path, option, flag, value, assets, capsys, monkeypatch):
-    root, ckpt = assets
+@pytest.mark.parametrize("path,option,flag", OPTIONS, ids=IDS)
+def test_every_numeric_option_answers_every_bad_value(path, option, flag, assets, tmp_path, capsys, monkeypatch):
+    """Each value of BAD: refused by the option itself (a usage error naming the option, and the value where
+    the shared domain check words it: Typer's own conversion errors do not), or accepted there and answered
+    by the command (run through ``main()``)."""
+    accepted = []
+    for value in BAD:
+        message = refusal(path, option, value)
+        if message is None:
+            accepted.append(value)
+            continue
+        assert f"'{flag}'" in message and "Traceback" not in message, (value, message)
+        if "must be" in message:  # the shared domain check's wording, which quotes the value
+            assert names_value(message, value), (value, message)
     monkeypatch.setenv("SWIN_MEMORY_LIMIT", "1")
-    monkeypatch.chdir(root)
-    code = main([*_base(path, option, root, ckpt), flag, value])
-    out, err = capsys.readouterr()
-    assert "unexpected" not in err and "Traceback" not in err, err
-    if (path[-1], option, value) in FINISHES:
-        assert code == 0, err
-        return
-    last = err.strip().splitlines()[-1] if err.strip() else ""
-    assert code in (1, 2) and last.startswith("error: "), (code, out, err)
-    if code == 1:  # a domain error found once the model is known, or a valid value stopped by the memory check
-        assert "needs about" in last or "too small" in last or "larger than" in last or "alternatives" in last or (
-            "describe foreign weights" in last), last
-    assert not (root / "run").exists() and not (root / "ft").exists()
+    monkeypatch.chdir(tmp_path)
+    for value in accepted:
+        through_main(path, option, flag, value, assets, tmp_path / f"v{BAD.index(value)}", capsys)
+
+
+def _sample() -> list[tuple]:
+    """One refused (option, value) per command, chosen with a fixed seed: the parser's own path, end to end."""
+    rng, chosen = random.Random(18), {}
+    cases = [(p, o, f, v) for p, o, f in OPTIONS for v in BAD]
+    for path, option, flag, value in rng.sample(cases, len(cases)):
+        if path not in chosen and refusal(path, option, value) is not None:
+            chosen[path] = (path, option, flag, value)
+    return sorted(chosen.values())
+
+
+SAMPLE = _sample()
+
+
+@pytest.mark.parametrize("path,option,flag,value", SAMPLE, ids=[f"{' '.join(p)} {f} {v}" for p, _, f, v in SAMPLE])
+def test_a_refused_value_is_exit_2_and_one_line_through_the_cli(path, option, flag, value, assets, tmp_path, capsys,
+                                                                monkeypatch):  # fmt: skip
+    monkeypatch.setenv("SWIN_MEMORY_LIMIT", "1")
+    monkeypatch.chdir(tmp_path)
+    code, last = through_main(path, option, flag, value, assets, tmp_path, capsys)
+    assert code == 2 and last.startswith("error: ") and f"'{flag}'" in last, last
+    assert last[len("error: "):].startswith(refusal(path, option, value)), last
 
 
 @pytest.mark.parametrize(
@@ -119,11 +189,13 @@ def test_every_numeric_option_answers_every_bad_value(path, option, flag, value,
         (["train", "--lr", "nan"], 2, "got nan"),
         (["train", "--workers", "-1"], 2, "'--workers'"),
         (["train", "--device", "tpu"], 2, "unknown device 'tpu'"),
-        (["train", "--amp", "fp8"], 2, "--amp must be bf16, fp16 or none"),
+        (["train", "--amp", "fp8"], 2, "'--amp': must be auto, bf16, fp16 or none, got 'fp8'"),
         (["predict", "x.png", "-b", "0"], 2, "'--batch-size'"),
         (["predict", "x.png", "-k", "-1"], 2, "'--top-k'"),
         (["predict", "x.png", "-j", "-1"], 2, "'--workers'"),
-        (["predict", "x.png", "--amp", "fp16"], 2, "--amp must be bf16 or none"),
+        (["predict", "x.png", "--amp", "fp8"], 2, "'--amp': must be auto, bf16, fp16 or none, got 'fp8'"),
+        (["eval", "-c", "x", "-d", "y", "--format", "xml"], 2, "'--format': must be table, json or csv, got 'xml'"),
+        (["env", "--format", "csv"], 2, "--format csv is not available here (hint: choose table or json)"),
         (["eval", "-c", "x", "-d", "y", "-b", "0"], 2, "'--batch-size'"),
         (["profile", "-b", "0"], 2, "'--batch-size'"),
         (["profile", "--iters", "-1"], 2, "'--iters'"),
@@ -195,15 +267,15 @@ def _corrupt(ckpt: Path, out: Path, section: str, key: str, value) -> Path:
     ],
 )
 def test_checkpoint_metadata_is_checked_field_by_field(section, key, value, words, assets, tmp_path, capsys):
-    root, ckpt = assets
+    ckpt, _, img = assets
     bad = _corrupt(ckpt, tmp_path / "bad.safetensors", section, key, value)
-    assert main(["predict", str(root / "data" / "a" / "0.png"), "-c", str(bad), "--workers", "0"]) == 1
+    assert main(["predict", str(img), "-c", str(bad), "--workers", "0"]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and words in err and err.count("\n") == 1, err
 
 
 def test_a_read_only_output_is_one_line(assets, tmp_path, capsys, monkeypatch):
-    root, _ = assets
+    _, data, _ = assets
     out = tmp_path / "ro" / "run"
     real_mkdir = Path.mkdir
 
@@ -213,7 +285,7 @@ def test_a_read_only_output_is_one_line(assets, tmp_path, capsys, monkeypatch):
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
-    code = main(["train", "--data", str(root / "data"), "--size", "32", "--window", "2", "-b", "2", "--workers", "0",
+    code = main(["train", "--data", str(data), "--size", "32", "--window", "2", "-b", "2", "--workers", "0",
                  "--max-steps", "1", "-o", str(out), "-q"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and f"{out}: Read-only file system" in err and err.count("\n") == 1, err
@@ -235,9 +307,8 @@ def test_any_refused_write_is_one_line_naming_the_path(number, capsys, monkeypat
 
 
 def test_window_larger_than_the_map_is_clipped_with_a_note(assets, capsys):
-    root, ckpt = assets
-    img = str(root / "data" / "a" / "0.png")
-    assert main(["predict", img, "-c", str(ckpt), "--window", "1000", "--workers", "0", "--format", "json"]) == 0
+    ckpt, _, img = assets
+    assert main(["predict", str(img), "-c", str(ckpt), "--window", "1000", "--workers", "0", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert "window larger than the feature map, clipped to it (stage 1 1000 -> 8" in err
     assert json.loads(out)["top_k"]

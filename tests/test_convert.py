@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import randomize
+from helpers import randomize
 from swincli import create_model, load, load_model, save_model
 from swincli.cli import main
 from swincli.convert.official_layout import to_official
@@ -116,7 +116,12 @@ SOURCES = {
 }
 
 
-@pytest.mark.parametrize("case", SOURCES, ids=list(SOURCES))
+# the fast tier converts from each library once (V1 and V2, a pretrained window); the slow tier every source
+FAST_SOURCES = {"timm-v1-192w6", "official-v1-224w7", "hf-v2-256w16-pre8", "torchvision-v2"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c in FAST_SOURCES else pytest.mark.slow) for c in SOURCES],
+                         ids=list(SOURCES))  # fmt: skip
 def test_converted_logits_equal_the_source_library(case, tmp_path):
     build, options, size = SOURCES[case]
     src, _, forward = build(tmp_path)
@@ -186,6 +191,7 @@ def test_round_trip_is_lossless(which, target, tmp_path):
         assert again.class_names == names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size", [("swin-nano", 224), ("swinv2-nano", 256)])
 def test_onnx_export_has_a_dynamic_batch(name, size, tmp_path, capsys):
     """Through the real command: it used to write a correct file, then exit 1 on a KeyError while printing."""
@@ -216,12 +222,11 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-def _bad_inputs(tmp_path):
+def _bad_inputs(tmp_path, good):
     from torchvision.models import resnet18
 
     random_bytes = tmp_path / "random.pth"
     random_bytes.write_bytes(os.urandom(4096))
-    good = save_model(create_model("swin-nano", num_classes=3), tmp_path / "good.safetensors")
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:-5000])
     code = tmp_path / "code.pth"
@@ -247,8 +252,8 @@ def _bad_inputs(tmp_path):
     }
 
 
-def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
-    for label, (src, message) in _bad_inputs(tmp_path).items():
+def test_bad_inputs_give_one_line_and_write_nothing(nano_checkpoint, tmp_path, capsys):
+    for label, (src, message) in _bad_inputs(tmp_path, nano_checkpoint).items():
         out_dir = tmp_path / f"out-{label.replace(' ', '-')}"
         out_dir.mkdir()
         code = main(["convert", str(src), "-o", str(out_dir / "x.safetensors")])
@@ -260,8 +265,8 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_existing_output_needs_force(tmp_path, capsys):
-    src = save_model(create_model("swin-nano", num_classes=3), tmp_path / "m.safetensors")
+def test_existing_output_needs_force(nano_checkpoint, tmp_path, capsys):
+    src = nano_checkpoint
     out = tmp_path / "timm.pth"
     out.write_text("keep me")
     assert main(["convert", str(src), "--to", "timm", "-o", str(out)]) == 1

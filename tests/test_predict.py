@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import randomize
+from helpers import CLASS_NAMES, make_folder, randomize
 from swincli import create_model, load_model, save_model
 from swincli.cli import main
 from swincli.datasets.folder import load_rgb
@@ -106,27 +106,25 @@ def _every_kind_of_file(folder: Path) -> dict[str, str | None]:
     }  # fmt: skip
 
 
-def test_every_image_mode_and_every_broken_file(tmp_path, monkeypatch, capsys):
+def test_every_image_mode_and_every_broken_file(tiny_checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # a 100x100 image plays the bomb
     expected = _every_kind_of_file(tmp_path / "imgs")
-    ck = save_model(create_model("swin-nano", num_classes=3, img_size=32, window_size=2), tmp_path / "m.safetensors",
-                    class_names=["a", "b", "c"])  # fmt: skip
-    code = main(["predict", str(tmp_path / "imgs"), "--checkpoint", str(ck), "--format", "json", "--workers", "0"])
+    code = main(["predict", str(tmp_path / "imgs"), "--checkpoint", str(tiny_checkpoint), "--format", "json",
+                 "--workers", "0"])  # fmt: skip
     out, _ = capsys.readouterr()
     rows = {Path(r["path"]).name: r for r in map(json.loads, out.splitlines())}
     assert code == 1 and set(rows) == set(expected)
     for name, error in expected.items():
         if error is None:
-            assert "top_k" in rows[name] and rows[name]["top_k"][0]["label"] in "abc", name
+            assert "top_k" in rows[name] and rows[name]["top_k"][0]["label"] in CLASS_NAMES, name
         else:
             assert error in rows[name]["error"], (name, rows[name])
     assert load_rgb(tmp_path / "imgs" / "rotated.jpg").size == (20, 40)  # EXIF orientation applied
     assert load_rgb(tmp_path / "imgs" / "deep16.png").mode == "RGB"
 
 
-def test_table_csv_output_file_and_stdin(tmp_path, capsys, monkeypatch):
-    ck = save_model(create_model("swin-nano", num_classes=3, img_size=32, window_size=2), tmp_path / "m.safetensors",
-                    class_names=["ant", "bee", "cat"])  # fmt: skip
+def test_table_csv_output_file_and_stdin(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    ck = tiny_checkpoint
     a, b = photo(tmp_path / "a.png"), photo(tmp_path / "b.png", seed=1)
     assert main(["predict", str(a), "-c", str(ck), "--workers", "0", "-k", "2"]) == 0
     out = capsys.readouterr().out
@@ -142,8 +140,8 @@ def test_table_csv_output_file_and_stdin(tmp_path, capsys, monkeypatch):
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
-def test_features_are_written_as_npy(tmp_path, capsys):
-    ck = save_model(create_model("swin-nano", num_classes=3, img_size=32, window_size=2), tmp_path / "m.safetensors")
+def test_features_are_written_as_npy(tiny_checkpoint, tmp_path, capsys):
+    ck = tiny_checkpoint
     (tmp_path / "imgs").mkdir()
     photo(tmp_path / "imgs" / "a.png")
     photo(tmp_path / "imgs" / "b.png", seed=2)
@@ -156,8 +154,6 @@ def test_features_are_written_as_npy(tmp_path, capsys):
 
 def test_predict_agrees_with_eval_image_by_image(tmp_path, capsys, monkeypatch):
     """...and both run the CPU fast path (optimize_for_inference) on the plain model they load."""
-    from test_train import make_folder
-
     from swincli.models.blocked_block import BlockedSwinBlock
 
     blocked = []
@@ -167,7 +163,7 @@ def test_predict_agrees_with_eval_image_by_image(tmp_path, capsys, monkeypatch):
     data = make_folder(tmp_path / "data", per_class=4)
     model = randomize(create_model("swin-nano", num_classes=3, img_size=32, window_size=2))
     model.preprocessing = None
-    ck = save_model(model, tmp_path / "m.safetensors", class_names=["blue", "green", "red"])
+    ck = save_model(model, tmp_path / "m.safetensors", class_names=CLASS_NAMES)
     assert main(["predict", str(data / "val"), "-c", str(ck), "--format", "json", "-k", "1", "--workers", "0"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     correct = [r["top_k"][0]["label"] == Path(r["path"]).parent.name for r in rows]
