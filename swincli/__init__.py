@@ -23,9 +23,8 @@ _EXPORTS = {
     "read_info": "swincli.checkpoint",
     "Preprocessing": "swincli.checkpoint",
     "SwinError": "swincli.errors",
-    "resize_model": "swincli.models.swin",
     "reset_head": "swincli.labels",
-    "optimize_for_inference": "swincli.inference",
+    "optimize_for_inference": "swincli.models.fast_path",
     "load": "swincli.loader",
 }
 

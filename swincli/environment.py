@@ -56,7 +56,7 @@ def _torch_facts() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_bf16": _guard(lambda: bool(torch.cpu._is_avx512_bf16_supported()) or bool(torch.cpu._is_amx_tile_supported())),
         "sdpa": hasattr(torch.nn.functional, "scaled_dot_product_attention"),
-        "onednn_fused_linear": _guard(_onednn_fused),  # used by the CPU inference fast path (swincli.inference)
+        "onednn_fused_linear": _guard(_onednn_fused),  # used by the CPU inference fast path (swincli.models.fast_path)
         "inference_fast_path": _guard(_fast_path),
         "cuda_available": _guard(torch.cuda.is_available),
     }
@@ -86,7 +86,7 @@ def _onednn_fused() -> bool:
 
 
 def _fast_path() -> dict[str, Any]:
-    from swincli.inference import status
+    from swincli.models.fast_path import status
 
     return status()
 

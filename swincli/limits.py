@@ -2,7 +2,8 @@
 
 A value outside its domain is a one-line error before anything is allocated, never a crash deep in
 torch (``--lr nan``), a silent wrong answer (``-k -1``) or a process the kernel kills (``--size
-100000``). Pure Python: the CLI reads these tables to declare its options without importing torch.
+100000``). Pure Python: the CLI reads these tables to declare its options without importing torch
+(:func:`swincli.cli.options.domain` turns a :class:`Range` into an option's help and check).
 
 Bounds on sizes come from what Swin is used at, with room to spare: the registry's largest images
 are 384 px, and the Swin V2 paper transfers up to 1536 x 1536 (COCO), so one side may be at most
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MAX_SIDE = 1536  # pixels per side of an input image; also the largest window, in tokens
 MAX_BATCH = 65536
@@ -70,25 +71,6 @@ class Range:
             return f"{self.lo}..{self.hi}"
         return f"{self.lo:g} {'<' if self.lo_open else '<='} x {'<' if self.hi_open else '<='} {self.hi:g}"
 
-    def option(self, help: str) -> dict[str, Any]:
-        """``typer.Option`` keywords: the domain appended to ``help``, checked by a callback (not Typer's
-        ``min``/``max``: those let inf through and word their errors without the value)."""
-        return {"help": f"{help} [{self.short()}]", "callback": _callback(self)}
-
-
-def _callback(rng: Range) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        """Typer option callback: a usage error (exit 2) naming the option; nan and inf never pass."""
-        if value is not None:
-            why = rng.problem(value)
-            if why:
-                import typer
-
-                raise typer.BadParameter(why)
-        return value
-
-    return check
-
 
 def ints(lo: int, hi: int) -> Range:
     return Range(int, lo, hi)
@@ -103,6 +85,7 @@ WORKERS = ints(0, MAX_WORKERS)
 TOP_K = ints(1, MAX_CLASSES)
 ITERS = ints(0, MAX_STEPS)
 CLASSES = ints(0, MAX_CLASSES)
+STAGE = ints(1, MAX_STAGES)  # a stage by its 1-based number (--explain-layer)
 
 # every numeric setting of swin train / finetune (flag, config file and TrainConfig alike)
 TRAIN: dict[str, Range] = {
@@ -134,4 +117,11 @@ TRAIN: dict[str, Range] = {
     "seed": ints(0, 2**32 - 1),  # numpy's and most tools' seed range
     "save_every": ints(1, MAX_STEPS),
     "max_steps": ints(1, MAX_STEPS),
+}
+
+# a checkpoint's (or sidecar's) preprocessing: read from files, so bounded like everything else in them
+PREPROCESSING: dict[str, Range] = {
+    "crop_pct": floats(0, 1, lo_open=True),
+    "mean": floats(-1e6, 1e6),
+    "std": floats(0, 1e6, lo_open=True),
 }

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import randomize
+from helpers import randomize
 from swincli import create_model
 from swincli.cli import main
 from swincli.profiling.attention_schemes import SCHEMES, use_scheme
@@ -104,3 +104,46 @@ def test_gpu_flag_without_a_gpu(capsys):
         pytest.skip("a GPU is present")
     code = main(["profile", "--gpu", "--model", "swin-nano"])
     assert code == 1 and "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_the_memory_figure_is_what_a_batch_adds_and_the_estimate_is_of_the_same(capsys):
+    """Issue 18.6c: on a CPU the figure was the resident set's growth during the timed runs alone, 0 MiB once the
+    warm-up had grown it; it is now the peak the batches add above the loaded weights, and so is the estimate."""
+    args = ["profile", "--model", "swin-nano", "--size", "64", "--window", "4", "-b", "4", "--iters", "2", "--warmup",
+            "1", "--device", "cpu", "--mode", "both"]  # fmt: skip
+    assert main([*args, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["peak_memory_measured_by"] == "CPU resident set growth"
+    for row in (data, data["train"], data["train_grad_checkpointing"]):
+        assert 0 < row["peak_memory_bytes"] <= row["peak_memory_estimate_bytes"], row
+    assert data["train"]["peak_memory_bytes"] > data["peak_memory_bytes"]  # gradients and AdamW state
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "peak memory added (estimate)" in out and "above the loaded weights, measured as CPU resident set" in out
+
+
+def test_a_cpu_peak_counts_the_memory_the_work_allocated_and_freed():
+    from swincli.memory import PeakMemory
+
+    meter = PeakMemory("cpu")
+    meter.begin()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    del block
+    meter.end()
+    assert 60 * 2**20 < meter.added < 200 * 2**20 and not meter.active
+    with meter.paused():  # left out of the figure
+        torch.ones(256 * 2**20 // 4).sum()
+    assert meter.added < 200 * 2**20
+
+
+def test_one_thread_reads_in_the_singular(capsys):
+    """Issue 18.6g: "(1 threads)" in the device line."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["profile", "--model", "swin-nano", "--size", "32", "--window", "2", "-b", "1", "--iters", "1",
+                     "--warmup", "0", "--device", "cpu", "--format", "json"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    device = json.loads(capsys.readouterr().out)["device"]
+    assert device.endswith("(1 thread)"), device

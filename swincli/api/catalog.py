@@ -1,16 +1,15 @@
-"""The Python API behind the ``swin`` subcommands: each returns plain data the CLI renders.
-
-Functions here never print; ``swin models info swin-t --json`` prints exactly what
-``swincli.api.model_info("swin-t")`` returns.
-"""
+"""``swin models``: the registered variants as plain data (``swin models info swin-t --format json``
+prints exactly what ``swincli.api.model_info("swin-t")`` returns)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from swincli.errors import SwinError
 from swincli.models.complexity import count_macs, count_params
 from swincli.models.config import SwinConfig
 from swincli.models.registry import ModelEntry, get_entry, list_models
+from swincli.sizes import size_value, window_value
 
 
 def _summary(entry: ModelEntry, config: SwinConfig) -> dict[str, Any]:
@@ -46,7 +45,7 @@ def model_info(name: str, img_size: Any = None, window_size: Any = None, num_cla
     """Config, layout per stage, params, MACs per stage and known weights of a variant; ``loads``: the
     ``arch.tag`` that ``swin predict --model NAME`` loads for this very name."""
     entry = get_entry(name)
-    config = entry.build_config(img_size=img_size, window_size=window_size, num_classes=num_classes)
+    config = entry.build_config(img_size=size_value(img_size), window_size=window_value(window_size), num_classes=num_classes)
     macs = count_macs(config)
     out = _summary(entry, config)
     out["config"] = config.to_dict()
@@ -80,12 +79,13 @@ def model_info(name: str, img_size: Any = None, window_size: Any = None, num_cla
         for w in entry.weights
     ]
     out["loads"] = _loads(name)
+    native = get_entry(out["loads"]).config if out["loads"] else None  # the size the weights were trained at
+    out["loads_at"] = {"img_size": native["img_size"], "window_size": native["window_size"]} if native else None
     return out
 
 
 def _loads(name: str) -> str | None:
     """The ``arch.tag`` that ``swin predict --model NAME`` loads (None: no published weights)."""
-    from swincli.errors import SwinError
     from swincli.hub import resolve_weights
 
     try:
@@ -93,51 +93,3 @@ def _loads(name: str) -> str | None:
     except SwinError:
         return None
     return f"{entry.name}.{weights.tag}"
-
-
-def environment() -> dict[str, Any]:
-    """Versions, hardware and installed plugins: the facts a bug report needs."""
-    from swincli.environment import collect
-
-    return collect()
-
-
-def train(reporter=None, **options: Any):
-    """``swin train`` from Python: options are :class:`swincli.engine.recipes.resolve.TrainConfig` fields."""
-    from swincli.engine.train_config import TrainConfig
-    from swincli.engine.trainer import train as run
-
-    return run(TrainConfig.from_dict(options), finetune=False, reporter=reporter, explicit=list(options))
-
-
-def finetune(reporter=None, **options: Any):
-    """``swin finetune`` from Python: ``checkpoint=`` (any layout) plus the train options."""
-    from swincli.engine.train_config import TrainConfig
-    from swincli.engine.trainer import train as run
-
-    return run(TrainConfig.from_dict(options), finetune=True, reporter=reporter, explicit=list(options))
-
-
-def explain(model: Any, paths: list[str], out_dir: str, method: str = "gradcam", **options: Any) -> list[dict]:
-    """``swin predict --explain`` from Python: a heatmap PNG per image in ``out_dir`` (see :mod:`swincli.explain`).
-    ``model``: a loaded model, or a checkpoint path / layout ``load()`` reads; ``options``: ``batch_size``,
-    ``device``, ``workers``. Same-named PNGs in ``out_dir`` are replaced. One dict per path: ``path``, ``file``,
-    ``index``, ``label``, ``prob`` or ``error``."""
-    from dataclasses import asdict
-
-    from swincli.explain import explain as run
-    from swincli.explain import require_gradcam
-
-    require_gradcam()
-    if not hasattr(model, "config"):
-        from swincli.loader import load
-
-        model = load(model)
-    return [asdict(e) for e in run(model, list(paths), out_dir, method, **options)]
-
-
-def evaluate(checkpoint: str, data: str, **options: Any) -> dict:
-    """``swin eval`` from Python: acc1/acc5 (percent), loss, images and per-class accuracy."""
-    from swincli.evaluation.accuracy import run_eval
-
-    return run_eval(checkpoint, data, **options)

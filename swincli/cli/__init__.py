@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 import traceback
 
 import typer
 
-from swincli.errors import SwinError
+from swincli.api import SwinError
 
 # file-system refusals a user fixes by choosing another path (read-only, full, over quota)
 _USER_ERRNOS = {errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EACCES, errno.EPERM}

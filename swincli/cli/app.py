@@ -16,9 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from swincli._version import __version__
+from swincli import api
 from swincli.cli.options import examples
-from swincli.plugins import PluginSpec, discover, disabled
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def typer_factory(**kwargs) -> typer.Typer:
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"swin {__version__}")
+        typer.echo(f"swin {api.__version__}")
         raise typer.Exit()
 
 
@@ -75,13 +74,14 @@ def build_app(warn=None) -> typer.Typer:
             "swin models list 'swinv2*'",
             "swin models info swin-t",
             "swin convert swin_tiny_patch4_window7_224.pth -o swin-t.safetensors",
+            "swin predict cat.jpg --model swinv2-b",
             "swin env",
         ),
     )
     app.callback()(_root)
-    mounted: dict[str, PluginSpec] = {}
-    off = disabled()
-    for spec in discover():
+    mounted: dict[str, Any] = {}
+    specs, off = api.command_plugins()
+    for spec in specs:
         if not spec.builtin and ("*" in off or spec.name in off):
             continue
         if spec.name in mounted:

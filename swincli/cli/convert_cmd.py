@@ -11,9 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from swincli import api
 from swincli.cli import render
-from swincli.cli.options import JsonOpt, SizeOpt, WindowOpt, parse_size, parse_window
-from swincli.limits import CLASSES
+from swincli.cli.options import FormatOpt, ForceOpt, JsonAlias, ModelOpt, SizeOpt, WindowOpt, domain, pick_format
 
 
 class From(str, Enum):
@@ -41,7 +41,7 @@ def convert(
         "official/timm/torchvision files get OUT.json: size, window, classes, preprocessing."))],  # fmt: skip
     from_: Annotated[From, typer.Option("--from", help="Source layout; auto recognises it from the keys.")] = From.auto,
     to: Annotated[To, typer.Option("--to", help="Target layout.")] = To.swin,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name giving size and windows.")] = None,
+    model: ModelOpt = None,
     size: SizeOpt = None,
     window: WindowOpt = None,
     pretrained_window: Annotated[
@@ -49,25 +49,22 @@ def convert(
     ] = None,
     num_classes: Annotated[
         Optional[int],
-        typer.Option("--num-classes", **CLASSES.option("New head size (21841 -> 1000 keeps the official 22k -> 1k rows).")),
+        typer.Option("--num-classes", **domain(api.limits.CLASSES, "New head size (21841 -> 1000 keeps the official 22k -> 1k rows).")),
     ] = None,
     check: Annotated[
         Optional[bool],
         typer.Option("--check/--no-check", help="Compare logits with the other library (default: when installed)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
-    as_json: JsonOpt = False,
+    force: ForceOpt = False,
+    fmt: FormatOpt = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """Convert Swin V1/V2 weights between layouts with the logits unchanged."""
-    from swincli.convert.run import convert as run
-
-    report = run(
-        src, output, from_layout=from_.value, to=to.value, model=model, img_size=parse_size(size),
-        window_size=parse_window(window), pretrained_window_sizes=parse_window(pretrained_window),
-        num_classes=num_classes, check=check, force=force,
-    )  # fmt: skip
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+    fmt = pick_format(fmt, as_json, ("table", "json"))
+    report = api.convert(src, output, from_layout=from_.value, to=to.value, model=model, size=size, window=window,
+                         pretrained_window=pretrained_window, num_classes=num_classes, check=check, force=force)  # fmt: skip
+    if fmt == "json":
+        typer.echo(json.dumps(report, indent=2))
         return
     _render(report)
 
@@ -82,15 +79,13 @@ convert.examples = [
 ]
 
 
-def _render(report) -> None:
-    from swincli.convert.detect import NAMES
-
+def _render(report: dict) -> None:
     console = render.console()
-    arch = report.architecture
+    arch = report["architecture"]
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("source", f"{escape(str(report.source))}  ({NAMES[report.source_layout]} layout)")
+    table.add_row("source", f"{escape(str(report['source']))}  ({report['source_layout_name']} layout)")
     windows = ",".join(map(str, arch["windows"]))
     pre = f", pretrained windows {','.join(map(str, arch['pretrained_windows']))}" if arch["pretrained_windows"] else ""
     table.add_row(
@@ -99,26 +94,28 @@ def _render(report) -> None:
         f"{'x'.join(map(str, arch['img_size']))} px, windows {windows}{pre}, {arch['num_classes']} classes, "
         f"{arch['params'] / 1e6:.2f}M params",
     )
-    table.add_row("tensors", f"{report.tensors} mapped" + (f", {report.dropped} derived buffers dropped (rebuilt on load)" if report.dropped else ""))
-    for note in report.notes:
+    dropped = f", {report['dropped']} derived buffers dropped (rebuilt on load)" if report["dropped"] else ""
+    table.add_row("tensors", f"{report['tensors']} mapped{dropped}")
+    for note in report["notes"]:
         table.add_row("note", f"[yellow]{escape(note)}[/yellow]")
-    if report.check:
-        c = report.check
+    if report["check"]:
+        c = report["check"]
         if c["max_rel_diff"] is None:
             table.add_row("check", f"skipped: {escape(str(c['note']))}")
         else:
             extra = f" ({escape(c['note'])})" if c.get("note") else ""
             table.add_row("check", f"[green]logits match {c['library']}[/green]: max relative difference {c['max_rel_diff']:.1e}{extra}")
-    for r in report.onnx_checks:
+    for r in report["onnx_checks"]:
         table.add_row("onnx check", f"[green]batch {r['batch']}[/green] (traced at 2): max relative difference {r['max_rel_diff']:.1e}")
     console.print(table)
-    if report.resize:
-        resize = report.resize
+    if report["resize"]:
+        resize = report["resize"]
         console.print(render.resize_table(resize))
         for line in ([resize["ape"]] if resize.get("ape") else []) + resize.get("padding", []):
             console.print(f"[yellow]{escape(line)}[/yellow]")
     named = {"onnx": "ONNX model", "hf": "Hugging Face model folder", "swin": "swincli checkpoint"}
-    what = named[report.target] if report.target in named else f"{NAMES[report.target]} state dict"
-    console.print(f"Saved the {what} to [bold]{escape(str(report.output))}[/bold]")
-    if report.sidecar:  # what the weights cannot carry (docs/convert.md: the sidecar)
-        console.print(f"Saved its image size, windows, class names and preprocessing to [bold]{escape(report.sidecar)}[/bold]")
+    target = report["target"]
+    what = named[target] if target in named else f"{report['target_name']} state dict"
+    console.print(f"Saved the {what} to [bold]{escape(str(report['output']))}[/bold]")
+    if report["sidecar"]:  # what the weights cannot carry (docs/convert.md: the sidecar)
+        console.print(f"Saved its image size, windows, class names and preprocessing to [bold]{escape(report['sidecar'])}[/bold]")

@@ -7,7 +7,7 @@ import json
 import typer
 
 from swincli import api
-from swincli.cli.options import JsonOpt
+from swincli.cli.options import FormatOpt, JsonAlias, pick_format
 
 
 def _lines(report: dict, indent: str = "") -> list[str]:
@@ -25,14 +25,15 @@ def _lines(report: dict, indent: str = "") -> list[str]:
     return out
 
 
-def env(as_json: JsonOpt = False) -> None:
+def env(fmt: FormatOpt = None, as_json: JsonAlias = False) -> None:
     """Print versions, hardware, bf16/SDPA support and installed plugins (copy it into bug reports)."""
+    fmt = pick_format(fmt, as_json, ("table", "json"))
     report = api.environment()
-    if as_json:
+    if fmt == "json":
         typer.echo(json.dumps(report, indent=2))
         return
     typer.echo("Copy and paste this into your bug report:\n")
     typer.echo("\n".join(_lines(report)))
 
 
-env.examples = ["swin env", "swin env --json"]
+env.examples = ["swin env", "swin env --format json"]

@@ -9,10 +9,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from swincli import api
 from swincli.cli.app import Command
-from swincli.cli.options import SizeOpt, WindowOpt, parse_amp, parse_device, parse_size, parse_window
-from swincli.errors import SwinUsageError
-from swincli.limits import TRAIN
+from swincli.cli.options import (
+    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, ModelOpt, SizeOpt, WindowOpt, WorkersOpt, domain,
+    in_panel,
+)  # fmt: skip
 
 P_DATA, P_SCHED, P_AUG, P_RUN, P_DIST = "Data and model", "Schedule", "Regularisation", "Run", "Memory and scale"
 
@@ -23,28 +25,24 @@ GIVEN = ("COMMANDLINE", "ENVIRONMENT")
 def _opt(*names: str, help: str, panel: str, **kw):
     """An option in its help panel; a numeric one gets its domain from :data:`swincli.limits.TRAIN` (shared
     with config files and ``TrainConfig``), so a bad value is a usage error before anything starts."""
-    domain = TRAIN.get(names[0].lstrip("-").replace("-", "_"))
-    if domain is not None:
-        kw.update(domain.option(help))
-        kw.pop("min", None), kw.pop("max", None)  # the domain's callback checks (and words) the range
-    else:
-        kw["help"] = help
+    rng = api.limits.TRAIN.get(names[0].lstrip("-").replace("-", "_"))
+    kw.update(domain(rng, help) if rng is not None else {"help": help})
     return typer.Option(*names, rich_help_panel=panel, **kw)
 
 
 def run(
     ctx: typer.Context,
-    model: Annotated[Optional[str], _opt("--model", "-m", help="Model name or alias (default swin-nano; finetune: pretrained weights).", panel=P_DATA)] = None,
+    model: in_panel(ModelOpt, P_DATA) = None,
     data: Annotated[Optional[str], _opt("--data", "-d", help="DIR/{train,val}/<class>/*, one class tree, a torchvision name (cifar10, ...), hf:NAME[:config] (Hugging Face datasets) or wds:SHARDS[::VAL_SHARDS] (webdataset tars, e.g. 'wds:train-{000..099}.tar'). Default: built-in shapes.", panel=P_DATA)] = None,
-    checkpoint: Annotated[Optional[str], _opt("--checkpoint", "-c", help="finetune: start from these weights (any layout swin convert reads).", panel=P_DATA)] = None,
-    size: SizeOpt = None,
-    window: WindowOpt = None,
+    checkpoint: in_panel(CheckpointOpt, P_DATA) = None,
+    size: in_panel(SizeOpt, P_DATA) = None,
+    window: in_panel(WindowOpt, P_DATA) = None,
     val_split: Annotated[Optional[float], _opt("--val-split", help="Hold out this fraction when there is no val/ folder.", panel=P_DATA)] = None,
     image_column: Annotated[Optional[str], _opt("--image-column", help="--data hf:...: the column of images (default: the Image feature).", panel=P_DATA)] = None,
     label_column: Annotated[Optional[str], _opt("--label-column", help="--data hf:...: the column of labels (default: the ClassLabel feature).", panel=P_DATA)] = None,
     epoch_size: Annotated[Optional[int], _opt("--epoch-size", help="--data wds:...: samples an epoch; skips counting the shards at the start (remote pipe:/https shards).", panel=P_DATA)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Epochs.", panel=P_SCHED)] = None,
-    batch_size: Annotated[Optional[int], _opt("--batch-size", "-b", help="Batch size per process.", panel=P_SCHED)] = None,
+    batch_size: in_panel(BatchOpt, P_SCHED) = None,
     lr: Annotated[Optional[float], _opt("--lr", help="Peak learning rate (default: recipe value x total batch / 512).", panel=P_SCHED)] = None,
     min_lr: Annotated[Optional[float], _opt("--min-lr", help="Final learning rate of the cosine (default: recipe value, scaled like --lr).", panel=P_SCHED)] = None,
     warmup_lr: Annotated[Optional[float], _opt("--warmup-lr", help="Learning rate the warm-up starts from (default: recipe value, scaled like --lr).", panel=P_SCHED)] = None,
@@ -66,18 +64,18 @@ def run(
     clip_grad: Annotated[Optional[float], _opt("--clip-grad", help="Gradient norm clipping (0 = off).", panel=P_AUG)] = None,
     ema: Annotated[Optional[float], _opt("--ema", help="Keep an EMA of the weights with this decay (e.g. 0.9998).", panel=P_AUG)] = None,
     accum_steps: Annotated[int, _opt("--accum-steps", help="Gradient accumulation steps.", panel=P_DIST)] = 1,
-    amp: Annotated[Optional[str], _opt("--amp", help="bf16, fp16 or none (default: bf16 on capable GPUs, fp32 on CPU).", panel=P_DIST)] = None,
+    amp: in_panel(AmpOpt, P_DIST) = None,
     grad_checkpointing: Annotated[bool, _opt("--grad-checkpointing", help="Recompute blocks in backward.", panel=P_DIST)] = False,
     attn_chunk: Annotated[Optional[int], _opt("--attn-chunk", help="Attend over N windows at a time.", panel=P_DIST)] = None,
     fsdp: Annotated[bool, _opt("--fsdp", help="Shard params, grads, optimizer state (FSDP2) under torchrun.", panel=P_DIST)] = False,
     zero: Annotated[bool, _opt("--zero", help="Shard optimizer state (ZeRO-1) under torchrun.", panel=P_DIST)] = False,
     compile: Annotated[bool, _opt("--compile", help="torch.compile the model.", panel=P_DIST)] = False,
-    workers: Annotated[Optional[int], _opt("--workers", "-j", help="Data loading processes (default: 0 for in-memory data, else by the free cores).", panel=P_RUN)] = None,
-    threads: Annotated[Optional[int], _opt("--threads", help="Torch compute threads (default: the cores no other process keeps busy at the start; saved with the run).", panel=P_RUN, min=1, max=4096)] = None,
+    workers: in_panel(WorkersOpt, P_RUN) = None,
+    threads: Annotated[Optional[int], _opt("--threads", help="Torch compute threads (default: the cores no other process keeps busy at the start; saved with the run).", panel=P_RUN)] = None,
     seed: Annotated[int, _opt("--seed", help="Seed: a CPU run is reproducible bit for bit.", panel=P_RUN)] = 0,
-    device: Annotated[Optional[str], _opt("--device", help="cpu, cuda, cuda:1 (default: cuda if available).", panel=P_RUN)] = None,
+    device: in_panel(DeviceOpt, P_RUN) = None,
     output: Annotated[Optional[str], _opt("--output", "-o", help="Run directory (default runs/train/expN).", panel=P_RUN)] = None,
-    force: Annotated[bool, _opt("--force", help="Start over in an -o directory that holds an earlier run (its run files are replaced, nothing else).", panel=P_RUN)] = False,
+    force: in_panel(ForceOpt, P_RUN) = False,
     resume: Annotated[Optional[str], _opt("--resume", help="Continue the run in this directory.", panel=P_RUN)] = None,
     save_every: Annotated[Optional[int], _opt("--save-every", help="Also save the resume state every N steps.", panel=P_RUN)] = None,
     recipe: Annotated[Optional[str], _opt("--recipe", help="auto (chosen from the data), official, finetune or demo (default: demo without --data, else auto).", panel=P_RUN)] = None,
@@ -91,11 +89,8 @@ def run(
 
 
 def _run(ctx: typer.Context, finetune: bool) -> None:
-    """Options (command line over config file) -> TrainConfig -> the engine; ``--quiet`` goes to the reporter only."""
+    """Options (command line over config file) -> the API; ``--quiet`` goes to the reporter only."""
     from swincli.cli.train_progress import TrainReporter
-    from swincli.engine.train_config import TrainConfig
-    from swincli.engine.tracking.factory import parse_log
-    from swincli.engine.trainer import train as train_run
 
     options = dict(ctx.params)  # every option of ``run``, by parameter name, as parsed
     config_file = options.pop("config")
@@ -105,16 +100,8 @@ def _run(ctx: typer.Context, finetune: bool) -> None:
         options.update(from_file)
         explicit += list(from_file)
     quiet = options.pop("quiet")
-    options["size"] = parse_size(options["size"]) if isinstance(options["size"], str) else options["size"]
-    options["window"] = parse_window(options["window"]) if isinstance(options["window"], str) else options["window"]
-    options["amp"], options["device"] = parse_amp(options["amp"]), parse_device(options["device"])
-    options["log"] = parse_log(options["log"])
-    if not finetune and options["checkpoint"] is not None:
-        raise SwinUsageError("-c/--checkpoint starts from trained weights",
-                             hint="use swin finetune -c CK; a config file is --config FILE")  # fmt: skip
-    if finetune and options["checkpoint"] is None and options["model"] is None and options["resume"] is None:
-        raise SwinUsageError("finetune needs --checkpoint CK (or --model NAME for published weights)")
-    train_run(TrainConfig(**options), finetune=finetune, reporter=TrainReporter(quiet=quiet), explicit=explicit)
+    command = api.finetune if finetune else api.train
+    command(reporter=TrainReporter(quiet=quiet), explicit=explicit, **options)
 
 
 def _from_config_file(ctx: typer.Context, path: Path | str) -> dict[str, Any]:
@@ -123,36 +110,18 @@ def _from_config_file(ctx: typer.Context, path: Path | str) -> dict[str, Any]:
     Decided by where click says each value came from, not by comparing it with the default: an
     explicit ``--seed 0`` beats ``seed: 3`` in the file.
     """
-    from swincli.engine.recipes.config_file import read_config_file
-
     known = {p.name for p in ctx.command.params} - {"config"}
-    values = read_config_file(path)
+    values = api.read_options_file(path)
     for key in values:
         if key not in known:
-            raise SwinUsageError(f"{path}: unknown option {key!r}")
-    out = {}
-    for key, value in values.items():
-        source = ctx.get_parameter_source(key)
-        if source is None or source.name not in GIVEN:
-            out[key] = _size_or_window(path, key, value) if key in ("size", "window") else value
-    return out
-
-
-def _size_or_window(path: Path | str, key: str, value: Any):
-    """``size: 384``, ``size: [256, 320]``, ``window: [12, 12, 12, 6]`` or their string forms, checked like the flag."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        value = ",".join("x".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
-    try:
-        return (parse_size if key == "size" else parse_window)(str(value))
-    except SwinUsageError as exc:
-        raise SwinUsageError(f"{path}: {exc.message}", hint=exc.hint) from None
+            raise api.SwinUsageError(f"{path}: unknown option {key!r}")
+    return {key: value for key, value in values.items()
+            if (source := ctx.get_parameter_source(key)) is None or source.name not in GIVEN}  # fmt: skip
 
 
 train = Command(
     run,
-    help="Train a Swin model from scratch with the official recipe (no arguments: a two-minute demo).",
+    help="Train a Swin model from scratch: a recipe chosen from your data (no arguments: a two-minute demo).",
     examples=[
         "swin train",
         "swin train --model swin-t --data ~/datasets/imagenette --epochs 100",
@@ -163,7 +132,7 @@ train = Command(
 )
 finetune = Command(
     run,
-    help="Fine-tune pretrained weights: new size/window (official transfer rules), new classes, official recipe.",
+    help="Fine-tune pretrained weights: new size/window (official transfer rules), new classes, a recipe chosen from your data.",
     examples=[
         "swin finetune -c swinv2-b-192.safetensors --size 384 --window 24 --data DIR",
         "swin finetune --checkpoint best.safetensors --data DIR --layer-decay 0.8",

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from swincli.cli import render
-from swincli.engine.trainer import Reporter, TrainResult
+from swincli.api import Reporter, TrainResult, describe_lora, plural
 
 
 class TrainReporter(Reporter):
@@ -35,8 +35,8 @@ class TrainReporter(Reporter):
         if self.quiet or not self.main:
             return
         self.console.print(
-            f"training {escape(str(info['model']))} on {info['train_images']:,} images ({info['classes']} classes, "
-            f"{info['val_images']:,} for validation), {info['epochs']} epochs x {info['steps_per_epoch']} steps, "
+            f"training {escape(str(info['model']))} on {plural(info['train_images'], 'image')} ({plural(info['classes'], 'class', 'classes')}, "
+            f"{info['val_images']:,} for validation), {plural(info['epochs'], 'epoch')} x {plural(info['steps_per_epoch'], 'step')}, "
             f"{escape(str(info['device']))}" + (f" x {info['world_size']} processes" if info["world_size"] > 1 else ""),
             highlight=False,
         )
@@ -81,8 +81,6 @@ class TrainReporter(Reporter):
         if not self.main:
             return
         if result.lora is not None and not self.quiet:
-            from swincli.engine.lora import describe
-
-            self.console.print(escape(describe(result.lora)), highlight=False)
+            self.console.print(escape(describe_lora(result.lora)), highlight=False)
         best = f"best val acc1 {result.best_acc1:.2f}%, " if result.best_acc1 is not None else ""
         self.console.print(f"{best}results saved to [bold]{escape(str(result.run_dir))}[/bold]", highlight=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,17 +19,6 @@ from swincli.models.config import SwinConfig
 
 LIBRARY = {"official": "timm", "timm": "timm", "hf": "transformers", "torchvision": "torchvision"}
 TOLERANCE = 1e-4  # max |diff| / max |logit|; exact conversions land around 1e-7 in float32
-
-
-@dataclass
-class CheckResult:
-    library: str
-    max_rel_diff: float | None  # None: not run
-    note: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.max_rel_diff is not None and self.max_rel_diff <= TOLERANCE
 
 
 def available(layout: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from swincli.checkpoint import is_pickle_or_zip, safetensors_header
-from swincli.convert.sidecar import Carried, find as find_sidecar, from_timm, is_timm_config
+from swincli.convert.sidecar import SidecarFacts, find as find_sidecar, from_timm, is_timm_config
 from swincli.errors import CheckpointError
 
 WRAPPERS = ("model", "state_dict", "module", "model_state_dict", "model_ema")
@@ -33,7 +33,7 @@ class Source:
     metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
     hf_config: dict[str, Any] | None = None
     hf_preprocessor: dict[str, Any] | None = None
-    carried: Carried | None = None  # what a sidecar or timm config.json says beyond the tensors
+    carried: SidecarFacts | None = None  # what a sidecar or timm config.json says beyond the tensors
 
 
 def read_source(path: str | Path, sidecar: bool = True) -> Source:

@@ -18,24 +18,23 @@ validated, and a bad one is a one-line error naming the file and the field.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swincli.checkpoint import Preprocessing
 from swincli.errors import CheckpointError
+from swincli.limits import INTERPOLATIONS, PREPROCESSING
 from swincli.models.config import per_stage
 
 FORMAT = "swincli-sidecar"
 FORMAT_VERSION = 1
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 HUB_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 TIMM_ARCH = {1: "swin_tiny_patch4_window7_224", 2: "swinv2_tiny_window8_256"}  # model_args override the rest
 
 
 @dataclass
-class Carried:
+class SidecarFacts:
     """Values read from a sidecar; None where it does not say."""
 
     file: Path
@@ -61,8 +60,8 @@ def timm_config(net) -> dict[str, Any]:
     c = net.config
     prep = net.preprocessing or Preprocessing.for_config(c)
     args: dict[str, Any] = dict(
-        img_size=_plain(c.img_size), patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.embed_dim,
-        depths=list(c.depths), num_heads=list(c.num_heads), window_size=_plain(c.window_size),
+        img_size=_json_lists(c.img_size), patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.embed_dim,
+        depths=list(c.depths), num_heads=list(c.num_heads), window_size=_json_lists(c.window_size),
         mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,
     )  # fmt: skip
     if c.version == 2:  # timm indexes this per stage
@@ -87,10 +86,10 @@ def swin_sidecar(net, layout: str, weights_name: str) -> dict[str, Any]:
     prep = net.preprocessing or Preprocessing.for_config(c)
     out: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "weights": weights_name, "layout": layout,
-        "img_size": _plain(c.img_size), "window_size": _plain(c.window_size),
+        "img_size": _json_lists(c.img_size), "window_size": _json_lists(c.window_size),
     }  # fmt: skip
     if c.version == 2:
-        out["pretrained_window_sizes"] = _plain(c.pretrained_window_sizes)
+        out["pretrained_window_sizes"] = _json_lists(c.pretrained_window_sizes)
     out["class_names"] = list(net.class_names) if net.class_names else None
     out["preprocessing"] = prep.to_dict()
     return out
@@ -101,7 +100,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def find(weights: Path) -> Carried | None:
+def find(weights: Path) -> SidecarFacts | None:
     """The sidecar of a weight file, read and validated; None if it has none."""
     side = sidecar_path(weights)
     if side.is_file():
@@ -113,7 +112,7 @@ def find(weights: Path) -> Carried | None:
     return None
 
 
-def read(path: Path) -> Carried:
+def read(path: Path) -> SidecarFacts:
     data = _load(path)
     if data.get("format") == FORMAT:
         return from_swin(data, path)
@@ -129,14 +128,14 @@ def is_timm_config(data: dict[str, Any]) -> bool:
     return "model_type" not in data and ("pretrained_cfg" in data or "architecture" in data)
 
 
-def from_swin(data: dict[str, Any], path: Path) -> Carried:
+def from_swin(data: dict[str, Any], path: Path) -> SidecarFacts:
     check = _Check(path)
     version = data.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {version!r} is not one this swincli reads (up to {FORMAT_VERSION})",
                               hint="upgrade swincli: python -m pip install -U swincli")  # fmt: skip
     prep = data.get("preprocessing")
-    return Carried(
+    return SidecarFacts(
         path,
         img_size=check.sizes("img_size", data.get("img_size"), positive=True),
         window_size=check.sizes("window_size", data.get("window_size"), positive=True),
@@ -146,7 +145,7 @@ def from_swin(data: dict[str, Any], path: Path) -> Carried:
     )
 
 
-def from_timm(data: dict[str, Any], path: Path) -> Carried:
+def from_timm(data: dict[str, Any], path: Path) -> SidecarFacts:
     """timm's config.json; where ``model_args`` lack size or window (as in timm's own Hub repos), the input
     size and the architecture name (``swinv2_tiny_window8_256``) give them."""
     from swincli.convert.infer import pattern_hint
@@ -164,7 +163,7 @@ def from_timm(data: dict[str, Any], path: Path) -> Carried:
     if isinstance(pre, tuple) and len(set(pre)) == 1:  # timm needs one per stage; ours says it once
         pre = pre[0]
     names = data.get("label_names", cfg.get("label_names"))
-    return Carried(path, size, window, pre, check.names("label_names", names), prep)
+    return SidecarFacts(path, size, window, pre, check.names("label_names", names), prep)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -214,11 +213,11 @@ class _Check:
             raise self.fail(field, "must be a list of strings")
         return value
 
-    def number(self, field: str, value: Any, low: float, high: float | None = None) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > low
-        if not ok or (high is not None and value > high):
-            span = f"in ({low:g}, {high:g}]" if high is not None else f"above {low:g}"
-            raise self.fail(field, f"must be a finite number {span}, got {value!r}")
+    def number(self, field: str, value: Any, key: str) -> float:
+        """A preprocessing number in its domain (:data:`swincli.limits.PREPROCESSING`, shared with checkpoints)."""
+        why = PREPROCESSING[key].problem(value)
+        if why:
+            raise self.fail(field, why)
         return float(value)
 
     def preprocessing(self, field: str, data: Any, size_key: str, channels: int) -> dict[str, Any]:
@@ -231,22 +230,22 @@ class _Check:
                 raise self.fail(f"{field}.{size_key}", f"must be {'[C, H, W]' if channels else '[H, W]'}, got {data[size_key]!r}")
             prep["input_size"] = size[channels:]
         if "crop_pct" in data:
-            prep["crop_pct"] = self.number(f"{field}.crop_pct", data["crop_pct"], 0.0, 1.0)
+            prep["crop_pct"] = self.number(f"{field}.crop_pct", data["crop_pct"], "crop_pct")
         if "interpolation" in data:
             if data["interpolation"] not in INTERPOLATIONS:
                 raise self.fail(f"{field}.interpolation", f"must be one of {', '.join(INTERPOLATIONS)}, got {data['interpolation']!r}")
             prep["interpolation"] = data["interpolation"]
-        for key, low in (("mean", -math.inf), ("std", 0.0)):
+        for key in ("mean", "std"):
             if key in data:
                 values = data[key]
                 if not isinstance(values, list) or not values:
                     raise self.fail(f"{field}.{key}", f"must be a list of numbers, got {values!r}")
-                prep[key] = tuple(self.number(f"{field}.{key}", v, low) for v in values)
+                prep[key] = tuple(self.number(f"{field}.{key}", v, key) for v in values)
         if "mean" in prep and "std" in prep and len(prep["mean"]) != len(prep["std"]):
             raise self.fail(field, "needs as many mean as std values")
         return prep
 
 
-def _plain(value: Any) -> Any:
+def _json_lists(value: Any) -> Any:
     """Config values (ints and nested tuples) as JSON: nested lists."""
-    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+    return [_json_lists(v) for v in value] if isinstance(value, (tuple, list)) else value

@@ -7,17 +7,16 @@ Timing follows the official throughput script: warm-up iterations first, then ti
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
-import threading
 import time
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from swincli.memory import ensure_fits, estimate
+from swincli.device import autocast_dtype
+from swincli.memory import PeakMemory, ensure_fits, estimate
 from swincli.models.complexity import count_macs, count_params
 from swincli.profiling.attention_schemes import SCHEMES, use_scheme
 
@@ -27,63 +26,33 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     from swincli.environment import cpu_name
 
-    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{cpu_name()} ({threads} thread{'s' * (threads != 1)})"
 
 
-class _RssPeak:
-    """Peak resident memory of this process while the block runs, sampled every 2 ms (CPU runs)."""
-
-    def __init__(self) -> None:
-        self.peak = self.start = self._rss()
-        self._stop = threading.Event()
-
-    @staticmethod
-    def _rss() -> int:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError):
-            return 0
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
-
-
-def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> tuple[list[float], int]:
-    """Per-iteration milliseconds after ``warmup`` runs, and the peak memory (bytes) during the timed runs."""
+def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int,
+          prime: Callable[[], Any] | None = None) -> tuple[list[float], int | None]:  # fmt: skip
+    """Per-iteration milliseconds after ``warmup`` runs, and the peak memory (bytes) the warm-up and timed runs
+    added above what was in use before them (:class:`swincli.memory.PeakMemory`; None: not measurable here).
+    ``prime`` runs first, outside the measurement: compilation is not what each batch needs."""
+    if prime is not None:
+        prime()
+    cuda = device.type == "cuda"
+    meter = PeakMemory(device, sample=True)
+    meter.begin()  # before the warm-up: its first run allocates what every later run reuses (masks, AdamW state)
     for _ in range(warmup):
         fn()
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
     times = []
-    with _RssPeak() as rss:
-        for _ in range(iters):
-            if cuda:
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            fn()
-            if cuda:
-                torch.cuda.synchronize(device)
-            times.append((time.perf_counter() - start) * 1000)
-    peak = torch.cuda.max_memory_allocated(device) if cuda else rss.growth
-    return times, peak
+    for _ in range(iters):
+        if cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - start) * 1000)
+    meter.end()
+    return times, meter.added
 
 
 def summary(times: list[float], batch: int) -> dict[str, float]:
@@ -97,28 +66,37 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def inference(model, x: torch.Tensor, device, dtype, warmup: int, iters: int) -> dict[str, Any]:
+def inference(model, x: torch.Tensor, device, dtype, warmup: int, iters: int, compiled: bool = False) -> dict[str, Any]:
     def step():
         with torch.inference_mode(), _autocast(device, dtype):
             model(x)
 
-    times, peak = timed(step, device, warmup, iters)
+    times, peak = timed(step, device, warmup, iters, prime=step if compiled else None)
     return {**summary(times, x.shape[0]), "peak_memory_bytes": peak}
 
 
-def train_step(model, x: torch.Tensor, device, dtype, warmup: int, iters: int) -> dict[str, Any]:
+def train_step(model, x: torch.Tensor, device, dtype, warmup: int, iters: int,
+               compiled: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Forward, backward and AdamW; the memory figure includes the gradients and the AdamW state it creates."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     y = torch.zeros(x.shape[0], dtype=torch.long, device=device)
     model.train()
 
-    def step():
+    def backward():
         with _autocast(device, dtype):
             loss = F.cross_entropy(model(x).float(), y) if model.config.num_classes else model(x).float().mean()
         loss.backward()
+
+    def step():
+        backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    times, peak = timed(step, device, warmup, iters)
+    def compile_graphs():  # forward and backward, no optimizer state yet
+        backward()
+        optimizer.zero_grad(set_to_none=True)
+
+    times, peak = timed(step, device, warmup, iters, prime=compile_graphs if compiled else None)
     model.eval()
     out = summary(times, x.shape[0])
     return {"images_per_s": out["throughput"], "latency_ms": out["latency_ms"], "peak_memory_bytes": peak}
@@ -168,7 +146,7 @@ def profile(
 ) -> dict[str, Any]:
     """Everything ``swin profile`` prints, as one dict (``iters=0``: counts only, nothing is run)."""
     device = torch.device(device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None, "none": None}[amp]
+    dtype = autocast_dtype(amp or "none", device)  # the API has already resolved "auto" for the device
     config = model.config
     macs = count_macs(config)
     layout = config.layout()
@@ -198,16 +176,25 @@ def profile(
     model = model.to(device).eval()
     x = torch.randn(batch_size, config.in_chans, *config.image_hw, device=device)
     runner = torch.compile(model, fullgraph=True) if compile else model
+    report["peak_memory_measured_by"] = PeakMemory(device).how
+    # the figures measure what a batch adds above the weights, already loaded: so does the estimate
+    added = lambda train, ckpt=False: estimate(config, batch_size, train=train, amp=dtype is not None,  # noqa: E731
+                                               grad_checkpointing=ckpt, weights=False).total  # fmt: skip
     if mode in ("inference", "both"):
-        report.update(inference(runner, x, device, dtype, warmup, iters))
+        report.update(inference(runner, x, device, dtype, warmup, iters, compile),
+                      peak_memory_estimate_bytes=added(False))  # fmt: skip
     if mode in ("train", "both"):
-        report["train"] = train_step(runner, x, device, dtype, warmup, iters)
+        report["train"] = dict(train_step(runner, x, device, dtype, warmup, iters, compile),
+                               peak_memory_estimate_bytes=added(True))  # fmt: skip
         model.set_grad_checkpointing(True)
-        report["train_grad_checkpointing"] = train_step(model, x, device, dtype, warmup, iters)
+        report["train_grad_checkpointing"] = dict(train_step(model, x, device, dtype, warmup, iters),
+                                                  peak_memory_estimate_bytes=added(True, True))  # fmt: skip
         model.set_grad_checkpointing(False)
         if mode == "train":
-            report.update({"throughput": report["train"]["images_per_s"], "latency_ms": report["train"]["latency_ms"],
-                           "peak_memory_bytes": report["train"]["peak_memory_bytes"]})  # fmt: skip
+            train = report["train"]
+            report.update({"throughput": train["images_per_s"], "latency_ms": train["latency_ms"],
+                           "peak_memory_bytes": train["peak_memory_bytes"],
+                           "peak_memory_estimate_bytes": train["peak_memory_estimate_bytes"]})  # fmt: skip
     if attention:
         report["attention"] = attention_table(model, x, device, dtype, warmup, iters)
     if compare:
