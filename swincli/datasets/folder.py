@@ -7,9 +7,10 @@ Images are converted to RGB with their EXIF orientation applied.
 
 from __future__ import annotations
 
+import random
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
@@ -52,6 +53,20 @@ def probe(path: Path) -> str | None:
         return "image too large (decompression bomb)"
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "unreadable"
         return f"{type(exc).__name__}: {str(exc)[:80]}" if str(exc) else type(exc).__name__
+
+
+def header_sides(paths: Sequence[Path], count: int = 64, seed: int = 0) -> list[int]:
+    """The shorter side of up to ``count`` of ``paths`` (a seeded sample): cheap, because ``Image.open``
+    reads the header and decodes no pixels. Files that fail to open are left out."""
+    picked = random.Random(seed).sample(list(paths), min(count, len(paths)))
+    sides = []
+    for path in picked:
+        try:
+            with Image.open(path) as img:
+                sides.append(min(img.size))
+        except (OSError, ValueError, Image.DecompressionBombError):  # passed the start-up check, fails now: skip
+            continue
+    return sides
 
 
 def class_folders(root: Path) -> list[str]:

@@ -19,11 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from swincli.engine.recipes.fixed import RECIPES
+from swincli.engine.train_config import LR_FIELDS
 
 LARGE = 200_000  # training images from which the official recipe applies unchanged
 SMALL = 20_000  # up to here: gentle augmentation, no mixup or cutmix
 LR_FROM_SCRATCH = 1e-3  # at a total batch of 64 (scaled by sqrt(batch / 64)); 2e-3 is already less stable
-LR_FINETUNE = 3e-4  # measured higher is better on a poor transfer (docs/training.md); published practice caps it
+LR_LORA = 3e-4  # at a total batch of 64; --lora takes 10x (engine/lora.py), measured on these values
+# fine-tuning (docs/training.md, "Fine-tuning"): many small steps at a high rate that decays towards the
+# input, and gentle crops. Measured on transfers to a new size and window (benchmarks/finetune_transfer.py)
+LR_FINETUNE = 5e-4  # at a total batch of 8 (scaled by sqrt(batch / 8)): 1.4e-3 at 64, with LAYER_DECAY
+LAYER_DECAY = 0.8  # the head at the full rate, each block below 0.8x the one above, the stem 0.8^(blocks + 1)
+CROP_FINETUNE = 0.75  # the smallest crop's area; 0.5 cost 2.3 points in 3 epochs, 0.9 gained nothing
+STEPS_FINETUNE = 200  # fine-tuning batch: the power of two from 8 to 64 that gives an epoch this many steps
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class DataStats:
     classes: int
     side: int  # the model's input side in pixels (the smaller one)
     finetune: bool
+    image_side: int | None = None  # the images' own (median shorter) side; None: not read (hf:, wds:)
+    lora: bool = False  # adapters train: the fine-tuning values LoRA's 10x rate was measured on (LR_LORA)
 
 
 def auto_settings(stats: DataStats, batch_size: int | None, multiplier: int, epochs: int | None) -> tuple[dict[str, Any], str]:
@@ -42,12 +51,12 @@ def auto_settings(stats: DataStats, batch_size: int | None, multiplier: int, epo
     if stats.images >= LARGE:
         base = dict(RECIPES["finetune" if stats.finetune else "official"])
         total_batch = (batch_size or base["batch_size"]) * multiplier
-        for key in ("lr", "min_lr", "warmup_lr"):
+        for key in LR_FIELDS:
             base[key] = base[key] * total_batch / 512
         return base, f"{stats.images:,} images: ImageNet scale, the official {'fine-tuning ' if stats.finetune else ''}recipe"
     small = stats.images <= SMALL
     total_batch = (batch_size or 64) * multiplier
-    lr = (LR_FINETUNE if stats.finetune else LR_FROM_SCRATCH) * math.sqrt(total_batch / 64)
+    lr = (LR_LORA if stats.finetune else LR_FROM_SCRATCH) * math.sqrt(total_batch / 64)
     epochs = epochs or (30 if stats.finetune else 50 if small else 100)
     values: dict[str, Any] = dict(
         epochs=epochs, batch_size=64, lr=lr, min_lr=lr / 100, warmup_lr=lr / 1000,
@@ -60,8 +69,19 @@ def auto_settings(stats: DataStats, batch_size: int | None, multiplier: int, epo
         cutmix=0.0 if small else 1.0,
         drop_path=0.1,
     )  # fmt: skip
+    if stats.finetune and not stats.lora:
+        values.update(_finetune(stats.images, batch_size, multiplier))
     kind = "fine-tuning" if stats.finetune else "from scratch"
     return values, f"{stats.images:,} images, {stats.classes} classes, {stats.side} px, {kind}"
+
+
+def _finetune(images: int, batch_size: int | None, multiplier: int) -> dict[str, Any]:
+    """What fine-tuning changes: smaller batches (more steps), a higher rate with layer decay, gentler
+    crops. A short run of a few thousand images must adapt in few steps, without losing what it knew."""
+    batch = batch_size or next(b for b in (64, 32, 16, 8) if b == 8 or images // (b * multiplier) >= STEPS_FINETUNE)
+    lr = LR_FINETUNE * math.sqrt(batch * multiplier / 8)
+    return {"batch_size": batch, "lr": lr, "min_lr": lr / 100, "warmup_lr": lr / 1000, "layer_decay": LAYER_DECAY,
+            "crop_scale": CROP_FINETUNE}  # fmt: skip
 
 
 def _crop_scale(side: int) -> float:
@@ -74,7 +94,8 @@ def _crop_scale(side: int) -> float:
 
 
 # the settings the recipe chooses and the flag that overrides each, in the order the note lists them
-CHOSEN = (("lr", "--lr"), ("warmup_epochs", "--warmup-epochs"), ("epochs", "--epochs"), ("crop_scale", "--crop-scale"),
+CHOSEN = (("batch_size", "--batch-size"), ("lr", "--lr"), ("layer_decay", "--layer-decay"),
+          ("warmup_epochs", "--warmup-epochs"), ("epochs", "--epochs"), ("crop_scale", "--crop-scale"),
           ("aa", "--aa"), ("reprob", "--reprob"), ("mixup", "--mixup"), ("cutmix", "--cutmix"),
           ("drop_path", "--drop-path"))  # fmt: skip
 

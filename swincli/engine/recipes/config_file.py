@@ -9,9 +9,8 @@ from typing import Any
 
 from swincli.engine.train_config import check_settings
 from swincli.errors import SwinUsageError
+from swincli.sizes import parse_size, parse_window
 
-
-# ---------------------------------------------------------------------- --config recipe.yaml
 _SCALAR = re.compile(r"^(true|false|yes|no|null|~)$", re.IGNORECASE)
 
 
@@ -30,7 +29,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             values = {k.replace("-", "_"): v for k, v in json.loads(text).items()}
         except (ValueError, AttributeError) as exc:
             raise SwinUsageError(f"{path} is not a JSON object ({exc})") from None
-        return check_settings(values, f"{path}: ")
+        return _sizes(path, check_settings(values, f"{path}: "))
     out: dict[str, Any] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
@@ -40,7 +39,22 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if not sep or raw[:1].isspace():
             raise SwinUsageError(f"{path}:{number}: expected 'option: value' at the top level", hint="nesting is not supported")
         out[key.strip().replace("-", "_")] = _value(value.strip())
-    return check_settings(out, f"{path}: ")
+    return _sizes(path, check_settings(out, f"{path}: "))
+
+
+def _sizes(path: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """``size: 384``, ``size: [256, 320]``, ``window: [12, 12, 12, 6]`` or their string forms, checked like the flags."""
+    for key, parse in (("size", parse_size), ("window", parse_window)):
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join("x".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
+        try:
+            values[key] = parse(str(value))
+        except SwinUsageError as exc:
+            raise SwinUsageError(f"{path}: {exc.message}", hint=exc.hint) from None
+    return values
 
 
 def _value(text: str) -> Any:

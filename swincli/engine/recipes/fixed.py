@@ -32,4 +32,3 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-SCALED = ("lr", "min_lr", "warmup_lr")  # linearly scaled by total batch / 512, as the official code does

@@ -9,11 +9,12 @@ show them. The recipes themselves: :mod:`~swincli.engine.recipes.fixed` (officia
 from __future__ import annotations
 
 from swincli.engine.recipes.auto import DataStats, auto_settings, describe
-from swincli.engine.recipes.fixed import RECIPES, SCALED
-from swincli.engine.train_config import TrainConfig, check_settings
+from swincli.engine.recipes.fixed import RECIPES
+from swincli.engine.train_config import LR_FIELDS, TrainConfig, check_settings
 from swincli.errors import SwinUsageError
 from swincli.limits import MAX_SIDE, TRAIN
 from swincli.models.config import to_pair
+from swincli.wording import plural
 
 
 def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False, stats: DataStats | None = None) -> TrainConfig:
@@ -33,7 +34,7 @@ def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False, stats
         setattr(cfg, key, recipe[key])
     total_batch = cfg.batch_size * world_size * cfg.accum_steps
     if name != "auto":  # by what was unset, not by value: an explicit --lr equal to the recipe's stays as given
-        for key in SCALED:
+        for key in LR_FIELDS:  # linearly scaled by total batch / 512, as the official code does
             if key in from_recipe:
                 setattr(cfg, key, recipe[key] * total_batch / 512)
     else:  # the auto values are already for this total batch
@@ -56,7 +57,7 @@ def resolve(cfg: TrainConfig, world_size: int = 1, finetune: bool = False, stats
     if name == "demo" and cfg.data is None:
         cfg.notes.append(
             f"no --data: training {cfg.model} on the built-in shapes dataset ({cfg.size} px, window {cfg.window}, "
-            f"{cfg.epochs} epochs); pass --data DIR for your own images"
+            f"{plural(cfg.epochs, 'epoch')}); pass --data DIR for your own images"
         )
     if name != "auto":
         cfg.notes.append(f"recipe {name}: lr {cfg.lr:.2e} for a total batch of {total_batch}")
