@@ -68,7 +68,11 @@ def wrap(model: nn.Module, ctx: Dist, fsdp: bool) -> nn.Module:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
+    """The module inside DDP, compiled or not (FSDP2 shards in place: nothing to unwrap)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    inner = getattr(model, "_orig_mod", model)
+    return inner.module if isinstance(inner, DistributedDataParallel) else model
 
 
 def all_sum(values: list[float], ctx: Dist) -> list[float]:

@@ -12,6 +12,11 @@ then, optionally, the model moves to ``img_size`` / ``window_size`` (always a ta
 window the weights were trained at come from the checkpoint or ``model``) by the official transfer
 rules, and gets a head for ``num_classes``. Notes on what was assumed or changed are kept in ``model.load_notes``,
 and the resize report in ``model.resize_report``.
+
+A loaded model also takes a LoRA adapter trained for other classes: peft's
+``PeftModel.from_pretrained(model, "RUN/adapter")`` loads the adapter's head, and
+:func:`fit_head_to_adapter` first rebuilds the model's head to its size (nothing else changes: a
+``load_state_dict`` outside a ``PeftModel`` still refuses a head of another size).
 """
 
 from __future__ import annotations
@@ -62,8 +67,24 @@ def load(
     if num_classes is not None and num_classes != net.config.num_classes:
         notes.append(reset_head(net, num_classes))
     net.load_notes = notes
+    net._register_load_state_dict_pre_hook(fit_head_to_adapter, with_module=True)
     net.eval()  # like torch.hub and timm: a loaded model predicts; training sets train() itself
     return net.to(device) if device else net
+
+
+PEFT_PREFIX = "base_model.model."  # where a PeftModel keeps the model it adapts
+
+
+def fit_head_to_adapter(model: "SwinTransformer", state_dict: dict, prefix: str, *args: Any) -> None:
+    """Before a ``PeftModel`` loads an adapter into ``model``: a head of another number of classes in the
+    adapter replaces the model's (zero-initialised, then loaded; class names dropped, as they belong to the
+    old head). ``swincli.engine.lora.load_adapter`` does the same and also restores the adapter's names."""
+    head = state_dict.get(prefix + "head.weight")
+    if not prefix.endswith(PEFT_PREFIX) or head is None or head.ndim != 2 or head.shape[1] != model.num_features:
+        return
+    if head.shape[0] != model.config.num_classes:
+        model.reset_classifier(head.shape[0])
+        model.class_names = None
 
 
 def read_checkpoint(path: str | os.PathLike, model: str | None = None, notes: list[str] | None = None,

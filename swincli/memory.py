@@ -1,4 +1,4 @@
-"""Peak memory of a run, estimated from the config before it starts, and refused when it cannot fit.
+"""Peak memory of a run: estimated from the config before it starts, refused when it cannot fit, measured.
 
 A window larger than the map (``--window 1000``: global attention over 56x56 tokens) or a batch of a
 million grows the attention matrices, ``batch x heads x windows x (window^2)^2`` numbers per block,
@@ -12,12 +12,25 @@ tests hold it against measured peaks.
 Available memory: ``MemAvailable`` of ``/proc/meminfo`` (and the cgroup's limit when lower) on CPU,
 ``torch.cuda.mem_get_info`` on a GPU. ``SWIN_MEMORY_LIMIT`` overrides it (``8G``, ``512M``, bytes),
 or switches the check off (``off``).
+
+One quantity is estimated, checked and measured: the memory the work *adds* at its peak, above what was
+in use when it began (the loaded weights, with ``weights=False``). :class:`PeakMemory` measures it: on a
+GPU the allocator's peak of live tensors less those live at the start; on the CPU the process's peak
+resident set less its resident set at the start, so the Python runtime, the libraries and the weights
+loaded before are not counted. Caveat on the CPU: glibc keeps freed memory for reuse, and reuse is not
+perfect, so the figure can exceed the peak of live tensors (``MALLOC_MMAP_THRESHOLD_=65536`` returns
+large tensors to the system when freed and brings it close); it also counts library code and caches
+first touched by the work.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from swincli.errors import SwinError
@@ -25,7 +38,7 @@ from swincli.models.complexity import count_params
 from swincli.models.config import SwinConfig
 
 ENV = "SWIN_MEMORY_LIMIT"
-MARGIN = 1.25  # allocator slack and the temporaries not modelled; measured peaks sit at 0.4-0.95 of the estimate
+MARGIN = 1.25  # allocator slack and the temporaries not modelled (measured peaks: docs/profile.md, "Peak memory")
 OVERHEAD = {False: 64 * 2**20, True: 256 * 2**20}  # by ``train``: workspaces, autograd's buffers, allocator arenas
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -102,6 +115,140 @@ def ensure_fits(est: Estimate, device: str, what: str, flags: str) -> None:
     raise SwinError(f"{what} needs about {_gib(est.total)} at its peak (estimated{share}), but {_gib(free)} is "
                     f"{'allowed by ' + where if where == ENV else where}",
                     hint=f"reduce it with {flags}; {ENV}=off skips this check")  # fmt: skip
+
+
+class PeakMemory:
+    """The peak memory some work adds above what was in use when it began, on ``device`` (module docstring).
+
+    ``begin()`` and ``end()`` bracket the work, as often as needed (the trainer leaves checkpoint writing
+    out); ``added`` is the highest use seen inside any bracket less the use at the first ``begin()``, or
+    None where it cannot be measured: a CPU without ``/proc`` (macOS, Windows) or one whose peak cannot
+    be reset, unless ``sample`` lets a thread read the resident set every 2 ms instead.
+    """
+
+    def __init__(self, device: "str | object", sample: bool = False, held: int = 0) -> None:
+        """``held``: bytes of the work's own state allocated before the first ``begin()`` (a resumed run's
+        AdamW state), counted as added, as they are where the work allocates them itself."""
+        self.cuda = str(device).startswith("cuda")
+        self.device, self.sample, self.held = device, sample, held
+        self.start: int | None = None
+        self.peak: int | None = None
+        self.active = False
+        self._sampler: _RssSampler | None = None
+        self._hwm = False  # CPU: the kernel's peak was reset at begin()
+
+    @property
+    def how(self) -> str:
+        """What the figure is, for every line that prints it."""
+        return "CUDA max allocated" if self.cuda else "CPU resident set growth"
+
+    @property
+    def added(self) -> int | None:
+        return None if self.start is None or self.peak is None else max(0, self.peak - self.start)
+
+    def begin(self) -> None:
+        now = self._now()
+        if now is None:
+            return
+        self.start = now - self.held if self.start is None else self.start
+        self.active = True
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._hwm = _reset_rss_peak()
+            self._sampler = _RssSampler(now).begin() if self.sample and not self._hwm else None
+
+    def end(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._sampler is not None:
+            peak, self._sampler = self._sampler.end(), None
+        else:
+            hwm = _status_kib("VmHWM") if self._hwm else None
+            peak = hwm * 1024 if hwm is not None else None
+        if peak is not None:
+            self.peak = peak if self.peak is None else max(self.peak, peak)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave what runs inside out of the figure (the trainer's checkpoint writing)."""
+        active = self.active
+        self.end()
+        try:
+            yield
+        finally:
+            if active:
+                self.begin()
+
+    def _now(self) -> int | None:
+        """Memory in use now (CPU: after handing glibc's freed memory back, so the start is what is live)."""
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.memory_allocated(self.device)
+        _trim()
+        rss = _status_kib("VmRSS")
+        return rss * 1024 if rss is not None else None
+
+
+class _RssSampler:
+    """Where the peak cannot be reset: the highest resident set a thread reads every 2 ms."""
+
+    def __init__(self, start: int) -> None:
+        self.peak, self._stop = start, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def begin(self) -> "_RssSampler":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, (_status_kib("VmRSS") or 0) * 1024)
+
+    def end(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, (_status_kib("VmRSS") or 0) * 1024)
+
+
+def _status_kib(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (VmRSS: resident now, VmHWM: the peak since the last reset)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _reset_rss_peak() -> bool:
+    """Set VmHWM to the current resident set (Linux 4.0+: ``5`` into ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim() -> None:
+    """glibc: hand freed heap memory back to the system (elsewhere nothing to do)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def _ram_available() -> int | None:

@@ -95,7 +95,7 @@ def default_workers(device_type: str, in_memory: bool, processes: int = 1) -> in
     return 1 if cores <= 4 else min(4, cores // 4)
 
 
-class ThreadGovernor:
+class ThreadWatch:
     """Chooses the thread count once, at the start of a run, and watches the load at every epoch.
 
     Once only, because the count is part of a run's arithmetic: reductions split across threads
@@ -131,3 +131,11 @@ class ThreadGovernor:
             self.warn(f"other processes now keep {usable_cores() - free * self.processes} of {usable_cores()} cores "
                       f"busy and this run's {self.threads} threads share them, which slows it down; resuming with "
                       f"--threads {max(1, free)} runs faster (its last bits then differ from an undisturbed run)")  # fmt: skip
+
+
+def loader_workers(requested: int | None, device_type: str, batches: int, in_memory: bool = False) -> int:
+    """``--workers`` for evaluation and prediction: as given, else none for one batch (a worker process costs
+    more to start than it saves) or in-memory data, else :func:`default_workers`."""
+    if requested is not None:
+        return requested
+    return 0 if batches <= 1 or in_memory else default_workers(device_type, in_memory)

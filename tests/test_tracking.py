@@ -10,8 +10,8 @@ from PIL import Image
 
 from swincli import load_model
 from swincli.cli import main
-from swincli.drawing.confusion_plot import draw_confusion, figure_size
-from test_train import TINY, make_folder, run_cli
+from swincli.drawing.confusion_plot import draw_confusion, drawn_classes, figure_size, layout
+from helpers import TINY, make_folder, run_cli
 
 SCALARS = ("train_loss", "val_loss", "val_acc1", "val_acc5", "lr", "images_per_s")
 
@@ -64,7 +64,8 @@ def test_tensorboard_scalars_are_metrics_jsonl(logged_run):
     assert {"train/examples", "confusion_matrix"} <= set(tags["images"]) and "settings/text_summary" in tags["tensors"]
     steps, _ = scalars(run / "tensorboard" / "steps", "step/lr")
     assert [s for s, _ in steps] == list(range(1, 7))
-    assert Image.open(run / "confusion.png").size == figure_size(3)
+    assert Image.open(run / "confusion.png").size == figure_size(["blue", "green", "red"],
+                                                                 "logged: validation after epoch 2")  # fmt: skip
     # logging reads example images through the augmentation, which seeds the RNG: the run must not change
     plain = logged_run / "plain"
     assert [r["train_loss"] for r in rows(plain)] == [r["train_loss"] for r in table]
@@ -147,7 +148,8 @@ def test_eval_plot_writes_the_confusion_matrix(folder, logged_run, tmp_path, mon
     best = str(logged_run / "plain" / "best.safetensors")
     code, out, err = run_cli(capsys, "eval", "-c", best, "-d", str(folder), "--plot", "cm.png", "--workers", "0")
     assert code == 0, err
-    assert Image.open("cm.png").size == figure_size(3) and Image.open("cm.png").format == "PNG"
+    assert Image.open("cm.png").size == figure_size(["blue", "green", "red"], f"best.safetensors on {folder}")
+    assert Image.open("cm.png").format == "PNG"
     assert "Per class" in out and "mistaken for" in out and all(c in out for c in ("blue", "green", "red"))
     code, _, err = run_cli(capsys, "eval", "-c", best, "-d", str(folder), "--plot", "cm.png", "--workers", "0")
     assert code == 1 and "already exists" in err and "--force" in err
@@ -168,8 +170,50 @@ def test_more_than_a_hundred_classes_draw_the_most_confused(tmp_path):
     matrix[7, 3] = 4  # class 7 is taken for class 3: both must be drawn
     note = draw_confusion(matrix, [f"c{i}" for i in range(n)], tmp_path / "cm.png")
     assert note and "100 most confused of 130" in note
-    assert Image.open(tmp_path / "cm.png").size == figure_size(100)
-    from swincli.drawing.confusion_plot import drawn_classes
-
+    assert Image.open(tmp_path / "cm.png").size == figure_size([f"c{i}" for i in drawn_classes(matrix)],
+                                                               "confusion matrix (100 most confused of 130 classes)")  # fmt: skip
     shown = drawn_classes(matrix)
     assert len(shown) == 100 and {3, 7} <= set(shown)
+
+
+def _longest_white_run(pixels, rows: range, columns: slice) -> int:
+    """The most consecutive rows in ``rows`` that are white across ``columns``."""
+    best = run = 0
+    for y in rows:
+        run = run + 1 if (pixels[y, columns] > 245).all() else 0
+        best = max(best, run)
+    return best
+
+
+def test_the_confusion_png_has_no_empty_band_and_shows_every_mistake(tmp_path, capsys):
+    """Issue 18.6g: a band of white under the title (the label bands were 150 px whatever the names), and a
+    1-count cell among 20 drawn all but white."""
+    import numpy as np
+
+    from swincli import create_model, save_model
+
+    torch.manual_seed(0)  # a random model that takes most of each class for another, and a few images right
+    ck = save_model(create_model("swin-nano", img_size=32, window_size=2, num_classes=3), tmp_path / "r.safetensors",
+                    class_names=["blue", "green", "red"])  # fmt: skip
+    rng = np.random.default_rng(0)
+    for name, rgb in (("blue", (40, 40, 200)), ("green", (40, 200, 40)), ("red", (200, 40, 40))):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        for i in range(20):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 60, (32, 32, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(tmp_path / "d" / name / f"{i}.png")
+    code, out, err = run_cli(capsys, "eval", "-c", str(ck), "-d", str(tmp_path / "d"), "--plot", str(tmp_path / "cm.png"),
+                             "--format", "json", "--workers", "0")  # fmt: skip
+    assert code == 0, err
+    matrix = json.loads(out)["confusion"]["matrix"]
+    assert any(0 < v <= 2 for row in matrix for v in row), matrix  # a cell of a few images among 20
+    pixels = np.asarray(Image.open(tmp_path / "cm.png").convert("RGB")).astype(int)
+    at = layout(["blue", "green", "red"], f"r.safetensors on {tmp_path / 'd'}")
+    assert pixels.shape[:2] == at.size[::-1]
+    x0, y0 = at.origin
+    assert _longest_white_run(pixels, range(30, y0), slice(x0, x0 + 3 * at.cell)) <= 12  # title, axis, labels, matrix
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            left, top, _, _ = at.cell_box(i, j)
+            corner = pixels[top + 3 : top + 8, left + 3 : left + 8].reshape(-1, 3)  # away from the number
+            darkest = int((255 - corner.min(0)).max())
+            assert (darkest >= 40) if count else (darkest == 0), (i, j, count, corner[0])

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from swincli.datasets import hf, wds
 from swincli.datasets.base import DEFAULT_VAL_SPLIT, Data, cache_dir, hold_out
 from swincli.datasets.folder import ImageFolder
+from swincli.datasets.unreadable import skipped_message
 from swincli.errors import SwinError, SwinUsageError
 
 TORCHVISION = {
@@ -83,8 +84,7 @@ def eval_data(data: str, classes: list[str] | None, notes: list[str] | None = No
     if folder is None:
         built = _torchvision(data.lower())
         return built.val, built.classes
-    ds = ImageFolder(folder, classes=classes)
-    _report_skipped(ds, [])
+    ds = ImageFolder(folder, classes=classes)  # what it skipped is said by the caller (ds.skipped)
     return ds, ds.classes
 
 
@@ -119,8 +119,7 @@ def _one_tree(root: Path, fraction: float, seed: int, explicit: bool) -> Data:
 
 def _report_skipped(ds: ImageFolder, warn: list[str]) -> None:
     if ds.skipped:
-        first = ", ".join(f"{p.name} ({why})" for p, why in ds.skipped[:3])
-        warn.append(f"skipped {len(ds.skipped)} unreadable image(s) in {ds.root}: {first}")
+        warn.append(skipped_message(ds.skipped, f"that cannot be read in {ds.root}"))
 
 
 def _torchvision(name: str) -> Data:

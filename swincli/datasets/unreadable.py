@@ -37,3 +37,11 @@ def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, Un
         return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
     x, y = default_collate(ok)
     return x, y, skipped
+
+
+def skipped_message(items: list, what: str, shown: int = 3) -> str:
+    """One line for images left out: ``skipped 7 images that failed to decode: a.jpg (truncated image),
+    ... and 4 more``. ``items`` are ``(path, reason)`` pairs; ``what`` says why and where."""
+    listing = ", ".join(f"{getattr(path, 'name', path)} ({why})" for path, why in items[:shown])
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return f"skipped {len(items)} image{'s' * (len(items) != 1)} {what}: {listing}{more}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
-from swincli.errors import SwinError, SwinUsageError
+from swincli.errors import SwinError
 
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")

@@ -24,17 +24,17 @@ command reads them as usual; ``RUN/adapter/`` holds the adapter alone in peft's 
 
 from __future__ import annotations
 
-import resource
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from swincli.engine.train_config import LR_FIELDS, TrainConfig
 from swincli.errors import SwinError, SwinUsageError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from swincli.engine.train_config import TrainConfig
+    from swincli.memory import PeakMemory
 
 DEFAULT_TARGETS = ("qkv", "proj", "fc1", "fc2")
 AVAILABLE = ("qkv", "proj", "fc1", "fc2", "reduction")  # the Linear layers of blocks and patch merging
@@ -97,7 +97,7 @@ def apply_defaults(cfg: "TrainConfig", given: set[str]) -> None:
     cfg.lora_alpha = float(cfg.lora) if cfg.lora_alpha is None else cfg.lora_alpha
     cfg.lora_dropout = 0.0 if cfg.lora_dropout is None else cfg.lora_dropout
     cfg.lora_targets = ",".join(parse_targets(cfg.lora_targets))
-    scaled = [k for k in ("lr", "min_lr", "warmup_lr") if k not in given and getattr(cfg, k) is not None]
+    scaled = [k for k in LR_FIELDS if k not in given and getattr(cfg, k) is not None]
     for key in scaled:
         setattr(cfg, key, getattr(cfg, key) * LR_FACTOR)
     if "lr" in scaled:
@@ -141,7 +141,8 @@ def add_adapters(model: "nn.Module", cfg: "TrainConfig") -> str:
     for name, p in model.named_parameters():
         p.requires_grad_(name in trained)
     adapters, trainable, total = counts(model)
-    return (f"--lora {cfg.lora} (alpha {cfg.lora_alpha:g}, dropout {cfg.lora_dropout:g}) on {len(names)} Linear layers "
+    layers = f"{len(names)} Linear layer{'s' * (len(names) != 1)}"
+    return (f"--lora {cfg.lora} (alpha {cfg.lora_alpha:g}, dropout {cfg.lora_dropout:g}) on {layers} "
             f"({cfg.lora_targets}): training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%: "
             f"{adapters:,} in adapters, the rest head, norms and position bias)")  # fmt: skip
 
@@ -192,28 +193,58 @@ def merged(model: "nn.Module") -> "nn.Module":
 
 
 # ---------------------------------------------------------------------- the adapter folder
-def save_adapter(model: "nn.Module", folder: Path) -> None:
+CLASSES_KEY = "swincli.class_names"  # in the adapter weights' metadata: the classes its head was trained for
+
+
+def adapter_base(cfg: "TrainConfig") -> str | None:
+    """What the adapter adapts, for ``base_model_name_or_path``: the checkpoint (absolute, when it is a local
+    file) or the published model's name."""
+    if cfg.checkpoint:
+        path = Path(cfg.checkpoint).expanduser()
+        return str(path.resolve()) if path.exists() else cfg.checkpoint
+    return cfg.model
+
+
+def save_adapter(model: "nn.Module", folder: Path, base: str | None = None) -> None:
     """``folder/adapter_config.json`` + ``adapter_model.safetensors`` in peft's layout (what
-    ``PeftModel.save_pretrained`` writes), holding the adapters and the other trained tensors."""
+    ``PeftModel.save_pretrained`` writes), holding the adapters and the other trained tensors. The config
+    names the ``base``; the weights' metadata the classes, so a loader can rebuild the head for them."""
+    import copy
+    import json
+
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     from swincli.fileio import atomic_dir
 
-    config = model.peft_config["default"]  # inject_adapter_in_model keeps it on the model
+    config = copy.copy(model.peft_config["default"])  # inject_adapter_in_model keeps it on the model
+    config.base_model_name_or_path = base
     state = {PEFT_PREFIX + k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
     trained = trained_names(model)
     for name, p in model.named_parameters():
         if name in trained and "lora_" not in name:
             state[PEFT_PREFIX + name] = p.detach().cpu().contiguous()
+    meta = {"format": "pt", CLASSES_KEY: json.dumps(list(model.class_names or []))}
     with atomic_dir(folder, replace=True) as tmp:
-        save_file(state, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        save_file(state, str(tmp / ADAPTER_WEIGHTS), metadata=meta)
         config.save_pretrained(str(tmp))
+
+
+def adapter_classes(folder: str | Path) -> list[str] | None:
+    """The class names an adapter's head was trained for (None: an adapter saved before they were recorded)."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / ADAPTER_WEIGHTS), "pt") as fh:
+        names = (fh.metadata() or {}).get(CLASSES_KEY)
+    return json.loads(names) if names else None
 
 
 def load_adapter(model: "nn.Module", folder: str | Path) -> "nn.Module":
     """Inject the adapter of a LoRA run (``RUN/adapter``) into ``model`` and load its weights (in place).
-    ``model`` must be the run's base model: the same checkpoint at the run's size, window and classes."""
+    ``model``: the run's base (``base_model_name_or_path`` in the adapter's config) at the run's size and
+    window; a head for other classes is rebuilt for the adapter's, which it then loads with their names."""
     require_peft()
     from peft import LoraConfig, inject_adapter_in_model
     from safetensors.torch import load_file
@@ -222,9 +253,11 @@ def load_adapter(model: "nn.Module", folder: str | Path) -> "nn.Module":
     try:
         config = LoraConfig.from_pretrained(str(folder))
         state = load_file(str(folder / ADAPTER_WEIGHTS))
+        names = adapter_classes(folder)
     except (OSError, ValueError) as exc:
         raise SwinError(f"{folder} is not a LoRA adapter folder ({str(exc)[:80]})",
                         hint=f"pass RUN/{ADAPTER_DIR} of a swin finetune --lora run") from None  # fmt: skip
+    _fit_head(model, state.get(PEFT_PREFIX + "head.weight"), names)
     inject_adapter_in_model(config, model)
     own = {k: v for k, v in model.state_dict().items()}
     loaded = {}
@@ -235,50 +268,63 @@ def load_adapter(model: "nn.Module", folder: str | Path) -> "nn.Module":
             kind, leaf = rest.split(".", 1)
             name = f"{part}.lora_{kind}.default.{leaf}"
         if name not in own or own[name].shape != value.shape:
+            base = f" ({config.base_model_name_or_path})" if config.base_model_name_or_path else ""
             raise SwinError(f"{folder}: {name} does not fit this model",
-                            hint="load the run's base checkpoint at the run's --size/--window and classes first")  # fmt: skip
+                            hint=f"load the run's base{base} at the run's --size and --window first")  # fmt: skip
         loaded[name] = value
     model.load_state_dict(loaded, strict=False)
     return model
 
 
+def _fit_head(model: "nn.Module", head: "torch.Tensor | None", names: list[str] | None) -> None:
+    """Give ``model`` the head the adapter trained (its rows; the weights come with the adapter) and its names."""
+    if head is None or head.ndim != 2 or head.shape[1] != model.num_features:
+        return
+    if model.config.num_classes != head.shape[0]:
+        model.reset_classifier(head.shape[0])
+        model.class_names = None
+    if names and len(names) == head.shape[0]:
+        model.class_names = list(names)
+
+
 # ---------------------------------------------------------------------- memory and the summary
 def memory_estimates(model: "nn.Module", cfg: "TrainConfig", amp: bool) -> tuple[int, int]:
-    """Estimated peak bytes of one training step: (this LoRA run, full fine-tuning of the same model)."""
+    """Estimated bytes the training steps add at their peak, above the weights (and EMA copy) loaded before them:
+    (this LoRA run, full fine-tuning of the same model). The summary measures the same quantity."""
     from swincli.memory import estimate
 
     _, trainable, _ = counts(model)
     kw = dict(train=True, amp=amp, grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk,
-              ema=cfg.ema is not None)  # fmt: skip
+              weights=False)  # fmt: skip
     return (estimate(model.config, cfg.batch_size, trainable=trainable, **kw).total,
             estimate(model.config, cfg.batch_size, **kw).total)  # fmt: skip
 
 
 def memory_note(model: "nn.Module", cfg: "TrainConfig", amp: bool) -> str:
     est_lora, est_full = memory_estimates(model, cfg, amp)
-    return (f"--lora: estimated peak memory {est_lora / 2**30:.2f} GiB at batch {cfg.batch_size} "
-            f"(full fine-tuning of this model: {est_full / 2**30:.2f} GiB)")
+    return (f"--lora: the training steps add an estimated {_gib(est_lora)} at batch {cfg.batch_size} above the loaded "
+            f"weights (full fine-tuning of this model: {_gib(est_full)})")  # fmt: skip
 
 
-def summary(model: "nn.Module", cfg: "TrainConfig", device: "torch.device", amp: bool) -> dict[str, Any]:
-    """What the final summary reports: trainable parameters and peak memory against full fine-tuning."""
-    import torch
-
+def summary(model: "nn.Module", cfg: "TrainConfig", amp: bool, measured: "PeakMemory | None") -> dict[str, Any]:
+    """What the final summary reports: trainable parameters, and the peak memory the training steps added
+    (``measured``, :class:`swincli.memory.PeakMemory`) against its estimate and full fine-tuning's."""
     adapters, trainable, total = counts(model)
-    if device.type == "cuda":
-        peak, how = torch.cuda.max_memory_allocated(device), "CUDA max allocated"
-    else:
-        peak, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
     est_lora, est_full = memory_estimates(model, cfg, amp)
     return {"rank": cfg.lora, "adapter_params": adapters, "trainable_params": trainable, "total_params": total,
-            "trainable_pct": 100 * trainable / total, "peak_bytes": peak, "peak_measured_by": how,
+            "trainable_pct": 100 * trainable / total, "peak_bytes": measured.added if measured else None,
+            "peak_measured_by": measured.how if measured else None,
             "estimated_peak_bytes": est_lora, "estimated_full_finetune_bytes": est_full}  # fmt: skip
 
 
 def describe(s: dict[str, Any]) -> str:
     """The summary as one line."""
-    gib = lambda n: f"{n / 2**30:.2f} GiB"  # noqa: E731
+    peak = (f"{_gib(s['peak_bytes'])} ({s['peak_measured_by']})" if s.get("peak_bytes") is not None
+            else "not measured on this system")  # fmt: skip
     return (f"LoRA r={s['rank']}: {s['trainable_params']:,} trainable of {s['total_params']:,} parameters "
-            f"({s['trainable_pct']:.2f}%); peak memory {gib(s['peak_bytes'])} ({s['peak_measured_by']}); "
-            f"estimated {gib(s['estimated_peak_bytes'])} vs {gib(s['estimated_full_finetune_bytes'])} "
-            f"for full fine-tuning")  # fmt: skip
+            f"({s['trainable_pct']:.2f}%); memory the training steps added at their peak: {peak}, estimated "
+            f"{_gib(s['estimated_peak_bytes'])}, {_gib(s['estimated_full_finetune_bytes'])} for full fine-tuning")  # fmt: skip
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

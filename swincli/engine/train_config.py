@@ -58,7 +58,7 @@ class TrainConfig:
     attn_chunk: int | None = None
     ema: float | None = None
     compile: bool = False
-    workers: int | None = None  # None: chosen from the data and the free cores (engine/run/threads.py)
+    workers: int | None = None  # None: chosen from the data and the free cores (threads.py)
     threads: int | None = None  # torch compute threads; None: the cores no other process keeps busy
     seed: int = 0
     device: str | None = None
@@ -86,6 +86,8 @@ class TrainConfig:
             raise SwinUsageError(f"unknown settings {unknown}", hint=f"known: {', '.join(sorted(known))}")
         return cls(**data)
 
+
+LR_FIELDS = ("lr", "min_lr", "warmup_lr")  # the rates a recipe scales with the batch and LoRA multiplies
 
 # fields older versions saved in args.json and the resume state: ignored, so their runs still resume
 RETIRED = ("num_classes", "quiet")

@@ -8,6 +8,7 @@ and resumed therefore ends with the same weights, bit for bit, as one that was n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from swincli.datasets.build import build_data
+from swincli.datasets.unreadable import skipped_message
 from swincli.datasets.transforms import Augmented, BatchMix, Transformed, mix_seed
 from swincli import distributed
 from swincli.engine import lora
@@ -29,46 +31,24 @@ from swincli.evaluation.loop import autocast, evaluate
 from swincli.engine.run.interrupt import RunInterrupted, StopRequest
 from swincli.engine.model_setup import prepare_model
 from swincli.engine.optim import build_optimizer, lr_at, set_lr
+from swincli.engine.reporter import Reporter, TrainResult
 from swincli.engine.train_config import TrainConfig
 from swincli.engine.run.resume_flags import explicit_fields
 from swincli.engine.run.settings import resolve_run
 from swincli.engine.run.directory import RunLock, open_run_dir
 from swincli.engine.sampler import ResumableSampler
 from swincli.engine.run.resume_state import RESUME_FILE, full_state, restore, save_resume
-from swincli.engine.run.threads import ThreadGovernor, default_workers
+from swincli.threads import ThreadWatch, default_workers
 from swincli.engine.tracking.base import RunEnd, RunInfo, Tracker, example_images
 from swincli.engine.tracking.factory import check_log, open_tracker
 from swincli.engine.train_data import epoch_batches, training_sets
 from swincli.device import autocast_dtype
 from swincli.errors import SwinError
 from swincli.fileio import atomic_file
-from swincli.memory import ensure_fits, estimate
+from swincli.memory import PeakMemory, ensure_fits, estimate
 from swincli.models.config import to_pair
 
 NAN_LIMIT = 20
-
-
-class Reporter:
-    """Receives progress; the CLI renders it with rich, the Python API stays silent by default."""
-
-    def note(self, text: str) -> None: ...
-    def warn(self, text: str) -> None: ...
-    def start(self, info: dict) -> None: ...
-    def epoch_start(self, epoch: int, epochs: int, steps: int, start: int) -> None: ...
-    def step(self, step: int, loss: float, lr: float, images_per_s: float) -> None: ...
-    def epoch_end(self, row: dict) -> None: ...
-    def finish(self, result: "TrainResult") -> None: ...
-    def abort(self) -> None: ...  # the run stops on an exception: end any live display
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_acc1: float | None
-    last: dict[str, Any]
-    epochs: int
-    notes: list[str] = field(default_factory=list)
-    lora: dict[str, Any] | None = None  # --lora: trainable parameters and peak memory (engine/lora.py summary)
 
 
 def train(cfg: TrainConfig, finetune: bool = False, reporter: Reporter | None = None,
@@ -108,20 +88,30 @@ class _Run:
     progress: dict[str, Any] = field(default_factory=lambda: {
         "epoch": 0, "step": 0, "global_step": 0, "best_acc1": None, "nan_streak": 0, "nan_total": 0,
     })  # fmt: skip
-    governor: ThreadGovernor | None = None  # CPU runs: threads chosen at the start, load watched every epoch
+    governor: ThreadWatch | None = None  # CPU runs: threads chosen at the start, load watched every epoch
     stop: StopRequest | None = None  # Ctrl-C / SIGTERM, acted on at step boundaries
     command: str = "train"
     saved_at: tuple[int, int] | None = None  # (epoch, step) of the last resume state written
     lock: RunLock | None = None  # rank 0: held on the run directory while this run writes it
     tracker: Tracker = field(default_factory=Tracker)  # --log: TensorBoard / MLflow (rank 0; a no-op elsewhere)
     confusion: torch.Tensor | None = None  # --log: the last validation's confusion matrix, drawn at the end
+    epoch_stats: _EpochStats | None = None  # the epoch in progress: its sums so far go into a mid-epoch state
+    carried: dict | None = None  # a resumed run: the interrupted epoch's sums from its resume state
+    memory: PeakMemory | None = None  # --lora: what the training steps add at their peak (checkpoint writing aside)
 
     def save_state(self, at_epoch: int, at_step: int) -> None:
         """The resume state at a step boundary (collective under FSDP/ZeRO: every rank calls it)."""
+        with self.memory.paused() if self.memory is not None else contextlib.nullcontext():
+            self._save_state(at_epoch, at_step)
+
+    def _save_state(self, at_epoch: int, at_step: int) -> None:
         model_state, optim_state = full_state(self.net, self.optimizer, self.cfg.fsdp, self.cfg.zero)
         rng = distributed.gather_rng(self.ctx)
+        partial = self.epoch_stats.carry(self.ctx) if at_step and self.epoch_stats is not None else None
         if self.ctx.main:
             state = dict(self.progress, epoch=at_epoch, step=at_step)
+            if partial is not None:
+                state["epoch_stats"] = partial
             ema_state = self.ema.state_dict() if self.ema is not None else None
             scaler_state = self.scaler.state_dict() if self.scaler.is_enabled() else None
             save_resume(self.run_dir / RESUME_FILE, model_state, optim_state, state, self.cfg.to_dict(),
@@ -135,13 +125,32 @@ class _Run:
 
 @dataclass
 class _EpochStats:
-    """What one epoch's training part hands to evaluation and logging."""
+    """What one epoch's training part hands to evaluation and logging. A mid-epoch resume state carries the
+    sums so far (:meth:`carry`), so the row of an epoch that was interrupted and resumed is the row of an
+    uninterrupted one: the same loss (bit for bit on the CPU), images and seconds of the whole epoch."""
 
     lr: float
-    seen: int = 0
-    loss_sum: float = 0.0
+    seen: int = 0  # this rank's images (every rank takes as many)
+    loss_sum: float = 0.0  # this rank's; a resumed run's carried sum (over all ranks) sits on rank 0
     loss_n: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # before this session: the time the interrupted run spent on the epoch's saved steps
+    since: float = field(default_factory=time.perf_counter)  # when this session's part of the epoch began
+
+    @classmethod
+    def resumed(cls, lr: float, carried: dict | None, rank: int) -> "_EpochStats":
+        """The stats of an epoch that begins here, or continues the sums of a resume state (old states: none)."""
+        if not carried:
+            return cls(lr)
+        loss = (float(carried["loss_sum"]), int(carried["loss_n"])) if rank == 0 else (0.0, 0)
+        return cls(lr, int(carried["seen"]), *loss, float(carried["seconds"]))
+
+    def elapsed(self) -> float:
+        return self.seconds + time.perf_counter() - self.since
+
+    def carry(self, ctx: distributed.Dist) -> dict[str, float]:
+        """The sums so far, for the resume state (collective: the loss is summed over the ranks)."""
+        loss_sum, loss_n = distributed.all_sum([self.loss_sum, self.loss_n], ctx)
+        return {"loss_sum": loss_sum, "loss_n": int(loss_n), "seen": self.seen, "seconds": self.elapsed()}
 
 
 def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.Dist, explicit: list[str]) -> TrainResult:
@@ -160,6 +169,8 @@ def _train(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.Dis
 def _loop(run: _Run) -> TrainResult:
     ctx, rep = run.ctx, run.rep
     last_row: dict[str, Any] = {}
+    if run.cfg.lora:  # a resumed run's restored AdamW state counts as the steps' own
+        run.memory = PeakMemory(ctx.device, held=_tensor_bytes(getattr(run.optimizer, "optim", run.optimizer).state))
     # one process: a signal is deferred to a step boundary; under torchrun every rank would have to agree
     with StopRequest(enabled=not ctx.enabled) as run.stop:
         try:
@@ -174,7 +185,7 @@ def _loop(run: _Run) -> TrainResult:
             raise _interrupted(run, hard=True) from None
     result = TrainResult(run.run_dir, run.progress["best_acc1"], last_row, run.progress["epoch"], list(run.cfg.notes))
     if run.cfg.lora:
-        result.lora = lora.summary(run.model, run.cfg, run.ctx.device, run.amp_dtype is not None)
+        result.lora = lora.summary(run.model, run.cfg, run.amp_dtype is not None, run.memory)
     _report_unreadable(run)
     run.tracker.finish(RunEnd(run.run_dir, run.progress["epoch"], run.confusion, list(run.model.class_names or [])))
     rep.finish(result)
@@ -202,7 +213,7 @@ def _setup(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.Dis
         cfg.workers = default_workers(ctx.device.type, data.in_memory, processes)
     governor = None
     if ctx.device.type == "cpu":  # chosen once and saved with the settings: the count is part of the arithmetic
-        governor = ThreadGovernor(cfg.threads, processes, rep.note, rep.warn)
+        governor = ThreadWatch(cfg.threads, processes, rep.note, rep.warn)
         cfg.threads = governor.threads
         governor.apply()
     model = prepare_model(cfg, finetune, saved, data, size, rep, ctx)
@@ -282,6 +293,7 @@ def _restore(run: _Run, saved: dict) -> None:
     rank = run.ctx.rank
     torch.set_rng_state(saved["rng_cpu"][rank] if rank in saved["rng_cpu"] else saved["rng_cpu"][0])
     run.progress = saved["progress"]
+    run.carried = run.progress.pop("epoch_stats", None)  # absent at an epoch's end, and in older versions' states
     run.rep.note(f"resuming {run.run_dir} at epoch {run.progress['epoch'] + 1}, step {run.progress['step']}")
 
 
@@ -293,9 +305,12 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
         run.governor.check()
     run.rep.epoch_start(epoch + 1, cfg.epochs, run.steps_per_epoch, start_step)
     run.net.train()
-    stats = _EpochStats(lr=_lr(run, epoch * run.steps_per_epoch + start_step))
-    t0 = time.perf_counter()
+    carried, run.carried = (run.carried if start_step else None), None
+    stats = _EpochStats.resumed(_lr(run, epoch * run.steps_per_epoch + start_step), carried, ctx.rank)
+    run.epoch_stats, seen_before = stats, stats.seen
     batches = epoch_batches(run.train_ds, run.sampler, cfg, ctx, epoch, start_step)
+    if run.memory is not None:
+        run.memory.begin()
     for step in range(start_step, run.steps_per_epoch):
         global_step = epoch * run.steps_per_epoch + step
         stats.lr = _lr(run, global_step)
@@ -306,7 +321,8 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
             stats.loss_sum, stats.loss_n = stats.loss_sum + step_loss, stats.loss_n + 1
         progress["global_step"] = global_step + 1
         run.tracker.step(global_step + 1, step_loss, stats.lr)
-        run.rep.step(step + 1, step_loss, stats.lr, stats.seen / max(time.perf_counter() - t0, 1e-9))
+        session = max(time.perf_counter() - stats.since, 1e-9)  # this session's speed, not the carried part's
+        run.rep.step(step + 1, step_loss, stats.lr, (stats.seen - seen_before) / session)
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < run.steps_per_epoch:
             run.save_state(epoch, step + 1)
         if cfg.max_steps and progress["global_step"] >= cfg.max_steps:
@@ -314,7 +330,9 @@ def _train_one_epoch(run: _Run, epoch: int) -> _EpochStats:
         if run.stopping() and step + 1 < run.steps_per_epoch:  # at the epoch's end, _evaluate_and_log saves
             run.save_state(epoch, step + 1)
             raise _interrupted(run)
-    stats.seconds = time.perf_counter() - t0
+    stats.seconds, run.epoch_stats = stats.elapsed(), None
+    if run.memory is not None:
+        run.memory.end()
     return stats
 
 
@@ -449,7 +467,9 @@ def _report_unreadable(run: _Run) -> None:
     listing = run.run_dir / "unreadable.txt"
     with atomic_file(listing) as tmp:
         tmp.write_text("".join(f"{path}\t{why}\n" for path, why in sorted(bad.items())))
-    first = ", ".join(f"{path} ({why})" for path, why in sorted(bad.items())[:3])
-    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-    run.rep.warn(f"skipped {len(bad)} image(s) that failed to decode during the run: {first}{more} (list in {listing})")
+    run.rep.warn(f"{skipped_message(sorted(bad.items()), 'that failed to decode during the run')} (list in {listing})")
 
+
+def _tensor_bytes(state: dict) -> int:
+    """Bytes of the tensors in an optimizer's per-parameter state."""
+    return sum(v.nbytes for entry in state.values() for v in entry.values() if isinstance(v, torch.Tensor))

@@ -11,13 +11,15 @@ from swincli.checkpoint import Preprocessing
 from swincli.datasets.build import eval_data, eval_folder
 from swincli.datasets.folder import class_folders
 from swincli.datasets.transforms import Transformed, eval_transform
+from swincli.datasets.unreadable import skipped_message
 from swincli import distributed
 from swincli.evaluation.class_match import Relabeled, match_classes
 from swincli.evaluation.loop import evaluate
 from swincli.memory import ensure_fits, estimate
+from swincli.threads import loader_workers
 
 
-def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_size: int = 64, workers: int = 2,
+def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_size: int = 64, workers: int | None = None,
              device: str | None = None, amp: str | None = None, model_name: str | None = None,
              remap: bool = False, confusion: bool = False) -> dict[str, Any]:  # fmt: skip
     """Accuracy and loss; ``metrics["notes"]`` says what was assumed or left out (``remap``: score only the
@@ -25,7 +27,7 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
     true x predicted counts over the checkpoint's outputs, and ``metrics["class_names"]``, see
     :mod:`swincli.evaluation.confusion`)."""
     from swincli.device import autocast_dtype
-    from swincli.inference import optimize_for_inference
+    from swincli.models.fast_path import optimize_for_inference
     from swincli.loader import load
 
     ctx = distributed.setup(device)
@@ -37,6 +39,7 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         tf = eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
         ds = dataset.transformed(tf) if hasattr(dataset, "transformed") else Transformed(dataset, tf)  # wds: streamed
         batch_size = min(batch_size, max(1, len(ds)))  # a batch is never larger than the data
+        workers = loader_workers(workers, ctx.device.type, -(-len(ds) // batch_size))
         need = estimate(model.config, batch_size, train=False, amp=autocast_dtype(amp, ctx.device) is not None,
                         weights=ctx.device.type != "cpu")  # fmt: skip
         ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")
@@ -66,13 +69,12 @@ def _labelled(data: str, names: list[str] | None, num_classes: int, remap: bool)
         kept = [c for c in found if c in match.index]
         dataset, _ = eval_data(data, kept)
         if dataset.skipped:
-            first = ", ".join(f"{p.name} ({why})" for p, why in dataset.skipped[:3])
-            match.notes.append(f"skipped {len(dataset.skipped)} unreadable image(s) in {folder}: {first}")
+            match.notes.append(skipped_message(dataset.skipped, f"that cannot be read in {folder}"))
         return Relabeled(dataset, kept, match), match
-    said: list[str] = []  # hf: and wds: say which split, columns and class names they used
-    dataset, found = eval_data(data, None, said)  # a torchvision dataset, hf:, wds:, or a folder that will say what is wrong
+    split_notes: list[str] = []  # hf: and wds: say which split, columns and class names they used
+    dataset, found = eval_data(data, None, split_notes)  # a torchvision dataset, hf:, wds:, or a folder that will say what is wrong
     match = match_classes(found, names, num_classes, remap, data)
-    match.notes[:0] = said
+    match.notes[:0] = split_notes
     if hasattr(dataset, "relabeled"):  # wds: shards are streamed: labels mapped as the samples come
         return dataset.relabeled([match.index.get(c) for c in found]), match
     return Relabeled(dataset, found, match, getattr(dataset, "targets", None)), match

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from swincli.datasets.unreadable import Unreadable, collate
+from swincli import distributed
 from swincli.distributed import Dist, all_sum
 
 
@@ -46,7 +47,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp
     sampler: EvalSampler | None = None
     if hasattr(dataset, "batches"):  # streamed shards (wds:): each rank reads its share once, every sample counts
         loader = dataset.batches(batch_size, workers, ctx.rank, ctx.world_size)
-        model = _unwrap_ddp(model)  # ranks may run different numbers of forwards: no buffer broadcast in them
+        model = distributed.unwrap(model)  # ranks may run different numbers of forwards: no buffer broadcast in them
     else:
         sampler = EvalSampler(len(dataset), ctx.rank, ctx.world_size)
         # own generator: creating the iterator must not consume the global RNG (exact resume depends on it)
@@ -109,15 +110,6 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ctx: Dist, amp
     if confusion:
         out["confusion"] = pairs
     return out
-
-
-def _unwrap_ddp(model: nn.Module) -> nn.Module:
-    """The module inside DDP (compiled or not): DDP's first forward after training broadcasts buffers, a
-    collective that hangs when a rank has no validation shard."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    inner = getattr(model, "_orig_mod", model)
-    return inner.module if isinstance(inner, DistributedDataParallel) else model
 
 
 def _summed(counts: torch.Tensor, ctx: Dist) -> torch.Tensor:

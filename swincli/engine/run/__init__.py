@@ -6,5 +6,4 @@
 - ``outputs``: what a run writes there besides the resume state (weights, metrics, curves, adapter);
 - ``resume_state``: the resume file, written at step boundaries and read back bit for bit;
 - ``interrupt``: Ctrl-C and SIGTERM, acted on at the next step boundary;
-- ``threads``: compute threads and loader workers for the cores that are free.
 """

@@ -41,7 +41,7 @@ def save_weights(net, model, ema, cfg: TrainConfig, run_dir: Path, ctx: distribu
     if best:
         save_model(source, run_dir / "best.safetensors", provenance=provenance)
         if adapted is not None:
-            lora.save_adapter(adapted, run_dir / lora.ADAPTER_DIR)
+            lora.save_adapter(adapted, run_dir / lora.ADAPTER_DIR, lora.adapter_base(cfg))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

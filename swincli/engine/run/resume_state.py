@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from swincli import distributed
 from swincli.errors import CheckpointError
 from swincli.fileio import atomic_file
 
@@ -115,7 +116,7 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer, fsdp: bool, z
         optim = optimizer.state_dict() if dist.get_rank() == 0 else {"state": {}, "param_groups": []}
     else:
         optim = optimizer.state_dict()
-    module = getattr(model, "module", model)
+    module = distributed.unwrap(model)
     return module.state_dict(), optim
 
 
@@ -127,5 +128,5 @@ def restore(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict, fsd
         set_model_state_dict(model, saved["model"], options=options)
         set_optimizer_state_dict(model, optimizer, saved["optimizer"], options=options)
         return
-    getattr(model, "module", model).load_state_dict(saved["model"])
+    distributed.unwrap(model).load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

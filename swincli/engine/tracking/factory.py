@@ -146,9 +146,9 @@ def final_files(final: RunEnd, note: Callable[[str], None]) -> dict[str, Path]:
         from swincli.drawing.confusion_plot import draw_confusion
 
         title = f"{run_dir.name}: validation after epoch {final.epoch}"
-        said = draw_confusion(final.confusion, final.class_names, run_dir / CONFUSION_PNG, title=title)
-        if said:
-            note(said)
+        cut_note = draw_confusion(final.confusion, final.class_names, run_dir / CONFUSION_PNG, title=title)
+        if cut_note:
+            note(cut_note)
         files["confusion"] = run_dir / CONFUSION_PNG
     return {key: path for key, path in files.items() if path.exists()}
 
