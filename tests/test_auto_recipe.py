@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import TINY, make_folder, save_tiny
+from helpers import TINY, make_folder, run_cli, save_tiny
 
 from swincli.cli import main
 from swincli.engine.recipes.auto import LARGE, DataStats
@@ -149,3 +149,12 @@ def test_window_choice_keeps_official_layouts_and_scales_with_a_fine_tune():
     assert [fitting_window(v1, side, 7) for side in (64, 96, 128)] == [4, 6, 8]
     assert fitting_window(v1, 384, 7, near=7 * 384 / 224) == 12  # a fine-tune keeps the window's share of the map
     assert [side_for_images(s, v1) for s in (20, 40, 48, 64, 100, 500)] == [32, 32, 64, 64, 96, 224]
+
+
+def test_a_folder_smaller_than_a_batch_trains_at_a_batch_it_fills(tmp_path, capsys):
+    """24 images from scratch: the recipe's batch is 16 (the largest power of two they fill), not a refused 64."""
+    data = make_folder(tmp_path / "d", per_class=8, size=32)
+    code, out, err = run_cli(capsys, "train", "--data", data, "--epochs", "1", "--max-steps", "1", "-o", tmp_path / "r",
+                             "--workers", "0")  # fmt: skip
+    assert code == 0, err
+    assert "batch size 16 (--batch-size)" in out and json.loads((tmp_path / "r" / "args.json").read_text())["batch_size"] == 16

@@ -55,11 +55,12 @@ def auto_settings(stats: DataStats, batch_size: int | None, multiplier: int, epo
             base[key] = base[key] * total_batch / 512
         return base, f"{stats.images:,} images: ImageNet scale, the official {'fine-tuning ' if stats.finetune else ''}recipe"
     small = stats.images <= SMALL
-    total_batch = (batch_size or 64) * multiplier
+    batch = batch_size or _whole_batch(stats.images, multiplier)
+    total_batch = batch * multiplier
     lr = (LR_LORA if stats.finetune else LR_FROM_SCRATCH) * math.sqrt(total_batch / 64)
     epochs = epochs or (30 if stats.finetune else 50 if small else 100)
     values: dict[str, Any] = dict(
-        epochs=epochs, batch_size=64, lr=lr, min_lr=lr / 100, warmup_lr=lr / 1000,
+        epochs=epochs, batch_size=batch, lr=lr, min_lr=lr / 100, warmup_lr=lr / 1000,
         warmup_epochs=min(5.0, epochs / 10), weight_decay=0.05, smoothing=0.1, clip_grad=5.0,
         # small images lose the object under an 8% crop: the smallest crop grows as the side shrinks
         crop_scale=_crop_scale(stats.side),
@@ -82,6 +83,14 @@ def _finetune(images: int, batch_size: int | None, multiplier: int) -> dict[str,
     lr = LR_FINETUNE * math.sqrt(batch * multiplier / 8)
     return {"batch_size": batch, "lr": lr, "min_lr": lr / 100, "warmup_lr": lr / 1000, "layer_decay": LAYER_DECAY,
             "crop_scale": CROP_FINETUNE}  # fmt: skip
+
+
+def _whole_batch(images: int, multiplier: int, largest: int = 64) -> int:
+    """``largest``, halved until the data fills one batch: 24 images train at 16, not fail at 64."""
+    batch = largest
+    while batch > 1 and 0 < images < batch * multiplier:
+        batch //= 2
+    return batch
 
 
 def _crop_scale(side: int) -> float:
