@@ -38,6 +38,7 @@ from torch import Tensor
 
 from swincli.drawing.fonts import plain_font
 from swincli.errors import SwinError, SwinUsageError
+from swincli.wording import plural
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -124,8 +125,8 @@ def coarse_note(model: torch.nn.Module, layer: int | None = None) -> str | None:
     side = "x".join(map(str, model.config.image_hw))
     finer = [f"{i} ({a}x{b})" for i, (a, b) in enumerate(grids[: stage - 1], 1) if a * b > h * w][::-1][:2]
     better = f"--explain-layer {' or '.join(finer)} gives a finer one" if finer else "no stage has a finer one"
-    return (f"the stage-{stage} feature map is only {h}x{w} at {side} px, so each heatmap has {h * w} "
-            f"cell{'s' * (h * w != 1)}; {better}")  # fmt: skip
+    return (f"the stage-{stage} feature map is only {h}x{w} at {side} px, so each heatmap has "
+            f"{plural(h * w, 'cell')}; {better}")  # fmt: skip
 
 
 def compute_cams(model: torch.nn.Module, x: Tensor, method: str = "gradcam", classes: Sequence[int] | None = None,

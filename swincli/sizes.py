@@ -12,7 +12,6 @@ from swincli.errors import SwinUsageError
 from swincli.limits import MAX_SIDE
 
 
-
 def parse_size(text: str | None) -> tuple[int, int] | None:
     """``"384"`` -> (384, 384); ``"256x320"`` or ``"256,320"`` -> (256, 320)."""
     if text is None:

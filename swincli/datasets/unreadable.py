@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import default_collate
 
+from swincli.wording import plural
+
 
 @dataclass(frozen=True)
 class Unreadable:
@@ -44,4 +46,4 @@ def skipped_message(items: list, what: str, shown: int = 3) -> str:
     ... and 4 more``. ``items`` are ``(path, reason)`` pairs; ``what`` says why and where."""
     listing = ", ".join(f"{getattr(path, 'name', path)} ({why})" for path, why in items[:shown])
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
-    return f"skipped {len(items)} image{'s' * (len(items) != 1)} {what}: {listing}{more}"
+    return f"skipped {plural(len(items), 'image')} {what}: {listing}{more}"

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from swincli.engine.train_config import LR_FIELDS, TrainConfig
 from swincli.errors import SwinError, SwinUsageError
+from swincli.wording import plural
 
 if TYPE_CHECKING:
     import torch
@@ -141,7 +142,7 @@ def add_adapters(model: "nn.Module", cfg: "TrainConfig") -> str:
     for name, p in model.named_parameters():
         p.requires_grad_(name in trained)
     adapters, trainable, total = counts(model)
-    layers = f"{len(names)} Linear layer{'s' * (len(names) != 1)}"
+    layers = plural(len(names), "Linear layer")
     return (f"--lora {cfg.lora} (alpha {cfg.lora_alpha:g}, dropout {cfg.lora_dropout:g}) on {layers} "
             f"({cfg.lora_targets}): training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%: "
             f"{adapters:,} in adapters, the rest head, norms and position bias)")  # fmt: skip

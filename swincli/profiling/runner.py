@@ -19,6 +19,7 @@ from swincli.device import autocast_dtype
 from swincli.memory import PeakMemory, ensure_fits, estimate
 from swincli.models.complexity import count_macs, count_params
 from swincli.profiling.attention_schemes import SCHEMES, use_scheme
+from swincli.wording import plural
 
 
 def device_name(device: torch.device) -> str:
@@ -27,7 +28,7 @@ def device_name(device: torch.device) -> str:
     from swincli.environment import cpu_name
 
     threads = torch.get_num_threads()
-    return f"{cpu_name()} ({threads} thread{'s' * (threads != 1)})"
+    return f"{cpu_name()} ({plural(threads, 'thread')})"
 
 
 def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int,

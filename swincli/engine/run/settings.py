@@ -45,11 +45,12 @@ def resolve_run(cfg: TrainConfig, finetune: bool, ctx: distributed.Dist,
         distributed.on_main(lambda: check_run_dir(run_dir, cfg.force), ctx)
     data, stats = None, None
     if (cfg.recipe or ("demo" if cfg.data is None and not finetune else "auto")) == "auto":
-        side = min(to_pair(cfg.size)) if cfg.size is not None else default_side(cfg)
+        config = model_config(cfg)  # a checkpoint's header, read once for the side and the input choices
+        side = min(to_pair(cfg.size)) if cfg.size is not None else _own_side(config)
         data = build_data(cfg.data, cfg.val_split or 0.0, cfg.seed, side, cfg.image_column, cfg.label_column,
                           cfg.epoch_size)  # fmt: skip
         images = image_side(cfg.data, data, cfg.seed)
-        side = fit_input(cfg, model_config(cfg), finetune, images) or side
+        side = fit_input(cfg, config, finetune, images) or side
         stats = DataStats(images=len(data.train), classes=len(data.classes), side=side, finetune=finetune,
                           image_side=images[0] if images else None, lora=cfg.lora is not None)  # fmt: skip
     cfg = resolve(cfg, ctx.world_size, finetune, stats)
@@ -75,7 +76,10 @@ def model_config(cfg: TrainConfig) -> SwinConfig | None:
 def default_side(cfg: TrainConfig) -> int:
     """The input side a run without --size trains at: its model's, or our checkpoint's (read from its
     header); other layouts are read later, and 224 stands in for them."""
-    config = model_config(cfg)
+    return _own_side(model_config(cfg))
+
+
+def _own_side(config: SwinConfig | None) -> int:
     return min(config.image_hw) if config is not None else 224
 
 
