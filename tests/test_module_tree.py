@@ -10,7 +10,7 @@ from torch import nn
 from helpers import randomize
 from swincli import create_model
 from swincli.models.fast_path import optimize_for_inference
-from swincli.models.shift_mask import shift_mask
+from swincli.models.shift_mask import window_masks
 
 HOOKED = (nn.Linear, nn.LayerNorm, nn.GELU, nn.Dropout)
 
@@ -180,7 +180,7 @@ def attention_case(version: int, windows: int = 4):
     model = randomize(create_model("swinv2-nano" if version == 2 else "swin-nano", num_classes=5, img_size=64, window_size=4))
     attn = model.layers[0].blocks[1].attn.double()
     x = torch.randn(2, windows, 16, attn.dim, dtype=torch.float64)
-    mask = shift_mask((8, 8), (4, 4), (2, 2)).double()
+    mask = window_masks((8, 8), (4, 4), (2, 2))
     return attn, x, mask
 
 
@@ -211,6 +211,6 @@ def test_reference_is_the_paper_formula(version):
         q, v = q + attn.q_bias, v + attn.v_bias  # V2: no bias on k
         tau = min(attn.logit_scale.exp().item(), 100.0)
         logits = tau * nn.functional.cosine_similarity(q[:, None], k[None], dim=-1)
-    out = attn.proj((logits + attn.position_bias()[0] + mask[w]).softmax(-1) @ v)
+    out = attn.proj((logits + attn.position_bias()[0] + mask.dense()[w]).softmax(-1) @ v)
     with torch.no_grad():
         assert torch.allclose(attn.reference(x, mask)[b, w], out, atol=1e-10)

@@ -11,15 +11,18 @@ where M is the shift mask of the block (-100 between tokens that the cyclic shif
 from different image regions). :meth:`WindowAttention.forward` computes the same thing with four
 optimisations, each tested equal to the reference:
 
-1. B + M are folded into one additive mask, computed on every call (V2: through ``self.cpb_mlp``);
-   only the CPU inference substitution keeps it between calls, where nobody can observe that
-   (:class:`~swincli.models.blocked_block.BlockedSwinBlock`);
+1. B is kept per head ``(heads, N, N)``, computed on every call (V2: through ``self.cpb_mlp``), and M
+   per window pattern (:class:`~swincli.models.shift_mask.WindowMasks`), so neither exists for the
+   whole map; both are added to the logits in place (SDPA gets them folded for the windows attending
+   together). Only the CPU inference substitution keeps B between calls, where nobody can observe
+   that (:class:`~swincli.models.blocked_block.BlockedSwinBlock`);
 2. V2 normalises q and k in the token-major layout in one pass (the head-major views are strided,
    and broadcasting over them measured ten times slower on CPU);
 3. ``F.scaled_dot_product_attention`` on GPUs ("auto"); on CPU bmm + softmax measured faster at
    Swin's window sizes, and SDPA has no fused CPU backward with a float mask;
 4. ``chunk``: at most that many windows attend at once (the V2 paper's sequential attention), so the
-   attention matrices of only one chunk are alive.
+   attention matrices and masks of only one chunk are alive; in training each chunk is recomputed in
+   the backward pass (:mod:`swincli.models.sequential_attention`).
 
 Every submodule (``qkv``, ``attn_drop``, ``proj``, ``proj_drop``, the CPB MLP) is called through its
 own ``__call__`` on every forward, in every mode, so hooks and wrappers (peft LoRA, quantisation
@@ -39,6 +42,8 @@ from swincli.models.config import Pair
 from swincli.models.continuous_position_bias import continuous_bias, cpb_mlp, log_spaced_coords
 from swincli.models.observed import global_hooks, hooked
 from swincli.models.relative_position_bias import gather_bias, relative_position_index, resize_table, table_size
+from swincli.models.sequential_attention import attend_in_chunks
+from swincli.models.shift_mask import WindowMasks
 
 LOGIT_SCALE_MAX = math.log(100.0)  # V2: tau = exp(logit scale) is clamped at 100
 ATTENTION_IMPLS = ("auto", "sdpa", "eager")
@@ -80,7 +85,7 @@ class WindowAttention(nn.Module):
         self._build_buffers()
 
     # ------------------------------------------------------------------ the paper's formula
-    def reference(self, x: Tensor, shift_mask: Tensor | None = None) -> Tensor:
+    def reference(self, x: Tensor, masks: WindowMasks | None = None) -> Tensor:
         """Windows ``x`` ``(B, nW, N, C)`` -> ``(B, nW, N, C)``, the formula computed as written."""
         nw, n, c = x.shape[1:]
         q, k, v = self.project_qkv(x).permute(3, 0, 1, 4, 2, 5)  # 3 x (B, nW, heads, N, d)
@@ -92,8 +97,8 @@ class WindowAttention(nn.Module):
         bias = self.position_bias()  # (heads, N, N): B, or 16 sigmoid(CPB)
         if bias is not None:
             logits = logits + bias
-        if shift_mask is not None:
-            logits = logits + shift_mask[:, None]  # (nW, 1, N, N): M, the same for every head
+        if masks is not None:
+            logits = logits + masks.dense()[:, None]  # (nW, 1, N, N): M, the same for every head
         attn = self.attn_drop(logits.softmax(dim=-1))
         out = (attn @ v).transpose(2, 3).reshape(-1, nw, n, c)  # heads back into channels
         return self.proj_drop(self.proj(out))
@@ -126,62 +131,54 @@ class WindowAttention(nn.Module):
         return continuous_bias(self.cpb_mlp, self.relative_coords_table, self.relative_position_index)
 
     # ------------------------------------------------------------------ optimised
-    def forward(self, x: Tensor, shift_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, masks: WindowMasks | None = None) -> Tensor:
         """:meth:`reference`, computed faster (see the module docstring)."""
         qkv = self.project_qkv(x)
-        mask = self.logit_mask(shift_mask, qkv.dtype)
-        return self.proj_drop(self.proj(self.attend(qkv, mask)))
+        return self.proj_drop(self.proj(self.attend(qkv, self.bias(), masks)))
 
-    def attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
-        """``softmax(logits + mask) v`` for ``qkv`` ``(B, nW, N, 3, heads, d)`` -> ``(B, nW, N, C)``, chunk by chunk."""
+    def bias(self) -> Tensor | None:
+        """The position bias ``(heads, N, N)``, contiguous (gathered head-last, it is made so while small)."""
+        bias = self.position_bias()
+        return None if bias is None else bias.contiguous()
+
+    def attend(self, qkv: Tensor, bias: Tensor | None, masks: WindowMasks | None, first: int = 0) -> Tensor:
+        """``softmax(logits + B + M) v`` for ``qkv`` ``(B, k, N, 3, heads, d)``, windows ``first..first+k-1`` of
+        the map, -> ``(B, k, N, C)``. With :attr:`chunk` set, windows attend ``chunk`` at a time
+        (:mod:`swincli.models.sequential_attention`); otherwise all at once."""
         nw = qkv.shape[1]
         if not self.chunk or nw <= self.chunk:
-            return self._attend(qkv, mask)
-        parts = []
-        for i in range(0, nw, self.chunk):
-            part = mask[i : i + self.chunk] if mask is not None and mask.dim() == 4 else mask
-            parts.append(self._attend(qkv[:, i : i + self.chunk], part))
-        return torch.cat(parts, dim=1)
+            return self.attend_windows(qkv, bias, None if masks is None else masks.windows(first, first + nw))
+        return attend_in_chunks(self, qkv, bias, masks, first)
 
-    def logit_mask(self, shift_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-        """B + M folded: None, ``(heads, N, N)`` or ``(nW, heads, N, N)``. Computed on every call, so the CPB
-        MLP runs (and its hooks fire) on every forward; the inference substitution caches it instead."""
-        bias = self.position_bias()
-        if bias is not None:  # gathered head-last: made contiguous while small, the fold below is written in order
-            bias = bias.contiguous()
-        if shift_mask is None:
+    def logit_mask(self, bias: Tensor | None, shifted: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+        """B + M folded into one additive mask, for SDPA: None, ``(heads, N, N)``, or ``(k, heads, N, N)`` for the
+        ``k`` windows of ``shifted`` ``(k, N, N)``, which attend together (never more than their logits)."""
+        if shifted is None:
             mask = bias
         elif bias is None:  # the "no pos." ablation: one mask per window and head, for the SDPA layout
-            mask = shift_mask[:, None].expand(-1, self.num_heads, -1, -1)
+            mask = shifted[:, None].expand(-1, self.num_heads, -1, -1)
         else:
-            mask = bias[None] + shift_mask[:, None]  # (nW, heads, N, N)
+            mask = bias[None] + shifted[:, None]
         return None if mask is None else mask.to(dtype).contiguous()  # a strided mask makes every add slow
 
     def mask_sources(self) -> list[Tensor]:
-        """The parameters and buffers :meth:`logit_mask` derives from, for the keys of a cache of it."""
+        """The parameters and buffers :meth:`bias` derives from, for the keys of a cache of it."""
         if not self.rel_pos:
             return []
         if self.version == 1:
             return [self.relative_position_bias_table, self.relative_position_index]
         return [*self.cpb_mlp.parameters(), self.relative_coords_table, self.relative_position_index]
 
-    def _attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
-        """:meth:`reference`'s attention step on ``qkv`` ``(B, nW, N, 3, heads, d)`` (token-major, as the qkv
-        Linear writes it) -> ``(B, nW, N, C)``."""
+    def attend_windows(self, qkv: Tensor, bias: Tensor | None, shifted: Tensor | None) -> Tensor:
+        """:meth:`reference`'s attention step on ``qkv`` ``(B, k, N, 3, heads, d)`` (token-major, as the qkv
+        Linear writes it), with the position bias ``(heads, N, N)`` and these windows' shift masks
+        ``(k, N, N)`` (None: none of them mixes regions) -> ``(B, k, N, C)``."""
         nw, n = qkv.shape[1], qkv.shape[2]
         heads, hd = self.num_heads, self.head_dim
-        # 1. q, k, v as (B, nW, heads, N, d): permute moves the q/k/v axis (3) to the front and the heads axis
-        #    (4) before the tokens (2), without copying; unbind splits q, k, v.
-        if self.version == 2:  # cosine attention: tau * q/|q| and k/|k|, normalised before the permute (fast,
-            # contiguous); the logits are then tau * cos(q, k) and need no 1/sqrt(d) scale
-            q, k = self._unit_qk(qkv[..., :2, :, :]).permute(3, 0, 1, 4, 2, 5).unbind(0)
-            v, scale = qkv[..., 2, :, :].transpose(2, 3), 1.0
-        else:
-            (q, k, v), scale = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0), hd**-0.5
-        if mask is not None and mask.dtype != q.dtype:
-            mask = mask.to(q.dtype)
-        # 2. softmax(q k^T * scale + mask) v, by SDPA or written out (see _sdpa for which)
+        q, k, v, scale = self.split_heads(qkv)
+        # softmax(q k^T * scale + B + M) v, by SDPA or written out (see _sdpa for which)
         if self._sdpa(q):
+            mask = self.logit_mask(bias, shifted, q.dtype)
             if mask is None or mask.dim() == 3:  # one mask for every window: windows into the batch axis
                 flat = [t.reshape(-1, heads, n, hd) for t in (q, k, v)]
             else:  # one mask per window: windows into the head axis, so the mask broadcasts over B
@@ -189,12 +186,31 @@ class WindowAttention(nn.Module):
                 mask = mask.reshape(1, nw * heads, n, n)
             out = F.scaled_dot_product_attention(*flat, attn_mask=mask, scale=scale)
         else:
-            logits = (q * scale) @ k.transpose(-2, -1)  # (B, nW, heads, N, N)
-            if mask is not None:
-                logits = logits + mask if torch.is_grad_enabled() else logits.add_(mask)
-            out = self.attn_drop(logits.softmax(dim=-1)) @ v
-        # 3. back to token-major (B, nW, N, heads * d): the heads of a token side by side, as proj expects
+            out = self.probabilities(q, k, scale, bias, shifted) @ v
+        # back to token-major (B, nW, N, heads * d): the heads of a token side by side, as proj expects
         return out.view(-1, nw, heads, n, hd).transpose(2, 3).reshape(-1, nw, n, heads * hd)
+
+    def split_heads(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
+        """q, k, v as ``(B, k, heads, N, d)`` views of ``qkv`` (V2: q and k normalised, tau in q) and the logit
+        scale. permute moves the q/k/v axis (3) to the front and the heads axis (4) before the tokens (2)."""
+        if self.version == 2:  # cosine attention: tau * q/|q| and k/|k|, normalised before the permute (fast,
+            # contiguous); the logits are then tau * cos(q, k) and need no 1/sqrt(d) scale
+            q, k = self._unit_qk(qkv[..., :2, :, :]).permute(3, 0, 1, 4, 2, 5).unbind(0)
+            return q, k, qkv[..., 2, :, :].transpose(2, 3), 1.0
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
+        return q, k, v, self.head_dim**-0.5
+
+    def probabilities(self, q: Tensor, k: Tensor, scale: float, bias: Tensor | None, shifted: Tensor | None) -> Tensor:
+        """``attn_drop(softmax(q k^T * scale + B + M))``, ``(B, k, heads, N, N)``. B and M are added in place:
+        the matmul's output is saved by nobody, and no mask as big as the logits exists."""
+        logits = (q * scale) @ k.transpose(-2, -1)
+        if bias is not None:
+            logits.add_(bias.to(q.dtype))
+        if shifted is not None:
+            logits.add_(shifted.to(q.dtype)[:, None])  # (k, 1, N, N): the same for every head
+        probs = logits.softmax(dim=-1)
+        del logits  # freed before the caller's product: softmax keeps its output, not its input
+        return self.attn_drop(probs)
 
     def _sdpa(self, q: Tensor) -> bool:
         """SDPA where it is faster, and only where skipping ``attn_drop`` cannot matter: a plain dropout that

@@ -11,11 +11,12 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from swincli.models.attention import WindowAttention
 from swincli.models.config import Pair
 from swincli.models.derived import DerivedTensors
-from swincli.models.shift_mask import shift_mask
+from swincli.models.shift_mask import WindowMasks, window_masks
 from swincli.models.window import WindowGeometry, pad_to_windows, window_geometry, window_partition, window_reverse
 
 
@@ -78,9 +79,17 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
         self._derived = DerivedTensors()
+        self.grad_checkpointing = False
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x``: ``(B, H, W, C)`` for any H, W (padded to window multiples inside)."""
+        """``x``: ``(B, H, W, C)`` for any H, W (padded to window multiples inside).
+
+        With :attr:`grad_checkpointing` (and autograd on) each residual branch keeps only its input and is
+        recomputed in the backward pass. Branch by branch rather than the whole block: the backward pass
+        then holds one branch's activations at a time, the 4C-wide MLP's or the attention's, not both."""
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            x = checkpoint(self.residual, x, self.attend, self.norm1, use_reentrant=False)
+            return checkpoint(self.residual, x, self.mlp, self.norm2, use_reentrant=False)
         x = self.residual(x, self.attend, self.norm1)
         return self.residual(x, self.mlp, self.norm2)
 
@@ -110,10 +119,11 @@ class SwinBlock(nn.Module):
     def geometry(self, height: int, width: int) -> WindowGeometry:
         return window_geometry(height, width, self.window, self.shift)
 
-    def shift_mask(self, geo: WindowGeometry, device: torch.device) -> Tensor | None:
-        """The ``(nW, N, N)`` mask of this padded size and shift (None without a shift), kept between calls."""
+    def shift_mask(self, geo: WindowGeometry, device: torch.device) -> WindowMasks | None:
+        """The shift mask of this padded size and shift, one per window pattern (None without a shift), kept
+        between calls."""
         key = (geo.size, self.window, geo.shift, device)
-        return self._derived.get("shift_mask", key, lambda: shift_mask(geo.size, self.window, geo.shift, device))
+        return self._derived.get("shift_mask", key, lambda: window_masks(geo.size, self.window, geo.shift, device))
 
     def set_window_size(self, window: Pair, shift: Pair, pretrained_window: Pair | None = None) -> None:
         """Use ``window`` (and ``shift``, zero for even blocks) from now on; see :meth:`WindowAttention.set_window_size`."""

@@ -9,8 +9,9 @@ and the page faults of fresh large allocations are most of what the GEMMs don't 
 
 It computes the operators of :class:`SwinBlock` in the same order (the same ``residual`` formula, the
 attention's own ``project``/``attend`` steps), so results agree to float rounding. It also keeps the
-attention's folded position bias + shift mask between calls, where the plain model recomputes it (V2:
-runs the CPB MLP) on every forward; that skipped call is as unobservable as the rest. It does so only
+attention's position bias between calls, where the plain model recomputes it (V2: runs the CPB MLP) on
+every forward; that skipped call is as unobservable as the rest. The bias is kept per head and the shift
+mask per window pattern; each chunk folds its own windows' masks, so no mask exists for the whole map. It does so only
 where nobody can tell the difference: CPU, no autograd, eval mode, no graph capture, and every module
 of the block of exactly the type the block was built with and without hooks (module or global). A
 hooked, wrapped (peft LoRA), parametrized or quantised submodule makes the block run as
@@ -28,6 +29,7 @@ from swincli.models.config import Pair
 from swincli.models.derived import version_key
 from swincli.models.fused_linear import FusedLinear, graph_capture, linear
 from swincli.models.observed import global_hooks, hooked
+from swincli.models.shift_mask import WindowMasks
 from swincli.models.window import WindowGeometry, pad_to_windows, window_partition
 
 # Tokens (summed over the batch) per chunk. 4096 tokens of 96..768 channels keep a chunk's activations
@@ -75,10 +77,11 @@ class BlockedSwinBlock(SwinBlock):
             x = pad_to_windows(x, geo)
         flat = x.reshape(b, -1, c)
         out = torch.empty_like(flat)
-        for idx, mask in self._chunks(geo, b, _logit_dtype(x), x.device):
+        bias, masks = self._bias(_logit_dtype(x), x.device), self.shift_mask(geo, x.device)
+        for idx, first in self._chunks(geo, b, x.device):
             windows = flat.index_select(1, idx).view(b, -1, self.window[0] * self.window[1], c)
             pre = None if normed is None else normed.index_select(1, idx).view_as(windows)
-            y = self._tokens(windows, mask, pre)
+            y = self._tokens(windows, bias, masks, first, pre)
             out.index_copy_(1, idx, y.reshape(b, -1, c).to(out.dtype))
         out = out.view(b, *geo.size, c)
         return out[:, :h, :w].contiguous() if any(geo.pad) else out
@@ -94,33 +97,33 @@ class BlockedSwinBlock(SwinBlock):
             and plain_children(self)
         )
 
-    def _chunks(self, geo: WindowGeometry, batch: int, dtype: torch.dtype, device: torch.device):
-        """(token index, mask) of each chunk of whole windows: about ``block_tokens`` tokens over the batch."""
+    def _chunks(self, geo: WindowGeometry, batch: int, device: torch.device):
+        """(token index, first window) of each chunk of whole windows: about ``block_tokens`` tokens over the batch."""
         key = (geo.size, self.window, geo.shift, device)
         order = self._derived.get("order", key, lambda: window_order(geo.size, self.window, geo.shift, device))
-        mask = self._logit_mask(geo, dtype, device)
         n = self.window[0] * self.window[1]
         per = max(1, self.block_tokens // (batch * n))
         if self.attn.chunk:
             per = min(per, self.attn.chunk)
         for w0 in range(0, order.numel() // n, per):
-            yield order[w0 * n : (w0 + per) * n], mask[w0 : w0 + per] if mask is not None and mask.dim() == 4 else mask
+            yield order[w0 * n : (w0 + per) * n], w0
 
-    def _logit_mask(self, geo: WindowGeometry, dtype: torch.dtype, device: torch.device) -> Tensor | None:
-        """The attention's B + M, kept between calls (the plain model recomputes it). Keyed on the geometry and
-        on the version counters of the parameters and buffers it derives from, so an in-place weight update,
-        ``.to()`` or a resize is never served a stale mask."""
+    def _bias(self, dtype: torch.dtype, device: torch.device) -> Tensor | None:
+        """The attention's position bias ``(heads, N, N)``, kept between calls (the plain model recomputes it;
+        V2 runs its CPB MLP). Keyed on the version counters of the parameters and buffers it derives from, so
+        an in-place weight update, ``.to()`` or a resize is never served a stale bias."""
         attn = self.attn
-        key = (geo, self.window, attn.window, attn.pretrained_window, dtype, device, version_key(attn.mask_sources()))
-        return self._derived.get("logit_mask", key, lambda: attn.logit_mask(self.shift_mask(geo, device), dtype))
+        key = (attn.window, attn.pretrained_window, dtype, device, version_key(attn.mask_sources()))
+        return self._derived.get("bias", key, lambda: _as(attn.bias(), dtype))
 
-    def _tokens(self, x: Tensor, mask: Tensor | None, normed: Tensor | None) -> Tensor:
-        """Both residual branches for windows ``x`` ``(B, k, N, C)`` (``normed``: V1's padded norm1(x), if given)."""
+    def _tokens(self, x: Tensor, bias: Tensor | None, masks: WindowMasks | None, first: int, normed: Tensor | None) -> Tensor:
+        """Both residual branches for windows ``x`` ``(B, k, N, C)``, windows ``first..`` of the map (``normed``:
+        V1's padded norm1(x), if given)."""
         attn, mlp = self.attn, self.mlp
 
         def attention(t: Tensor, add: Tensor | None = None) -> Tensor:  # WindowAttention.forward (dropouts are off)
             qkv = linear(attn.qkv, t, extra_bias=attn.qkv_bias()).unflatten(-1, (3, attn.num_heads, attn.head_dim))
-            return linear(attn.proj, attn.attend(qkv, mask), add=add)
+            return linear(attn.proj, attn.attend(qkv, bias, masks, first), add=add)
 
         def feed_forward(t: Tensor, add: Tensor | None = None) -> Tensor:  # Mlp.forward, GELU fused into fc1
             return linear(mlp.fc2, linear(mlp.fc1, t, gelu=True), add=add)
@@ -139,7 +142,7 @@ class BlockedSwinBlock(SwinBlock):
 
     def unswap(self) -> SwinBlock:
         self.__dict__.pop("block_tokens", None)
-        self._derived.clear()  # the kept mask is this class's; a SwinBlock recomputes it
+        self._derived.clear()  # the kept bias is this class's; a SwinBlock recomputes it
         self.__class__ = SwinBlock
         return self
 
@@ -147,3 +150,7 @@ class BlockedSwinBlock(SwinBlock):
 def _logit_dtype(x: Tensor) -> torch.dtype:
     """The dtype the attention logits of ``x`` will have (autocast aware)."""
     return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
+def _as(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if t is None else t.to(dtype)

@@ -35,6 +35,7 @@ def log_spaced_coords(window: Pair, pretrained_window: Pair = (0, 0)) -> Tensor:
 
 
 def continuous_bias(mlp: nn.Module, coords: Tensor, index: Tensor) -> Tensor:
-    """Bias ``(heads, N, N)`` = 16 * sigmoid(MLP(offset))."""
+    """Bias ``(heads, N, N)`` = 16 * sigmoid(MLP(offset)). The sigmoid runs on the table of offsets before
+    the gather: the same numbers, but autograd keeps a ``(T, heads)`` table, not ``(heads, N, N)`` copies."""
     table = mlp(coords.to(next(mlp.parameters()).dtype)).flatten(0, 2)  # (T, heads)
-    return 16 * torch.sigmoid(gather_bias(table, index))
+    return gather_bias(16 * torch.sigmoid(table), index)

@@ -12,7 +12,6 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from swincli.errors import ConfigError
 from swincli.models.attention import ATTENTION_IMPLS, WindowAttention
@@ -21,6 +20,7 @@ from swincli.models.config import Pair, SizeLike, StageLayout, SwinConfig, Windo
 from swincli.models.patch_embed import PatchEmbed
 from swincli.models.patch_merging import PatchMerging
 from swincli.models.resize import ResizeReport, plan_resize
+from swincli.models.sequential_attention import DEFAULT_STAGES
 
 
 def drop_path_rates(depths: Sequence[int], rate: float) -> list[float]:
@@ -34,7 +34,6 @@ class SwinStage(nn.Module):
 
     def __init__(self, config: SwinConfig, layout: StageLayout, drop_path: Sequence[float], downsample: bool) -> None:
         super().__init__()
-        self.grad_checkpointing = False
         self.blocks = nn.ModuleList(
             SwinBlock(
                 layout.dim,
@@ -56,10 +55,7 @@ class SwinStage(nn.Module):
 
     def run_blocks(self, x: Tensor) -> Tensor:
         for block in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+            x = block(x)
         return x
 
     def forward(self, x: Tensor) -> Tensor:
@@ -171,17 +167,29 @@ class SwinTransformer(nn.Module):
 
     # ------------------------------------------------------------------ switches
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block in the backward pass: far less activation memory, about a third slower."""
-        for stage in self.layers:
-            stage.grad_checkpointing = enable
+        """Recompute each block's two residual branches in the backward pass (:meth:`SwinBlock.forward`): far
+        less activation memory, about a third slower."""
+        for block in self.blocks():
+            block.grad_checkpointing = enable
 
-    def set_attention_chunk(self, windows: int | None) -> None:
-        """Attend over at most ``windows`` windows at a time (the V2 paper's sequential attention):
-        lower peak memory for large images or windows, same results."""
+    def set_attention_chunk(self, windows: int | None, stages: Sequence[int] | None = DEFAULT_STAGES) -> None:
+        """Attend over at most ``windows`` windows at a time in ``stages`` (0-based; None: all), the V2 paper's
+        sequential attention (:mod:`swincli.models.sequential_attention`): the attention memory of a block is
+        bounded by one chunk's, in inference and training, with the same results. ``windows=None``: off."""
         if windows is not None and windows < 1:
             raise ConfigError(f"attention chunk must be a positive number of windows, got {windows}")
-        for attn in self.attentions():
-            attn.chunk = windows
+        n = self.config.num_stages
+        chosen = set(range(n)) if stages is None else set(stages)
+        if not chosen or any(not 0 <= s < n for s in chosen):
+            raise ConfigError(f"attention chunk stages must be among 1..{n}, got {sorted(s + 1 for s in chosen)}")
+        for i, stage in enumerate(self.layers):
+            for block in stage.blocks:
+                block.attn.chunk = windows if i in chosen else None
+
+    def attention_chunk(self) -> tuple[int | None, tuple[int, ...]]:
+        """The chunk (windows) and the 0-based stages it applies to (empty when off)."""
+        chunks = [(i, block.attn.chunk) for i, stage in enumerate(self.layers) for block in stage.blocks if block.attn.chunk]
+        return (chunks[0][1] if chunks else None), tuple(sorted({i for i, _ in chunks}))
 
     def set_drop_path(self, rate: float) -> None:
         """Stochastic depth growing linearly from 0 to ``rate`` over all blocks (e.g. after loading weights)."""

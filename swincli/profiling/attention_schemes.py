@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from swincli.models.block import SwinBlock
-from swincli.models.shift_mask import MASK_VALUE
+from swincli.models.shift_mask import MASK_VALUE, WindowMasks
 from swincli.models.window import window_partition, window_reverse
 
 SCHEMES = ("cyclic", "padding", "no-shift", "sliding")
@@ -45,7 +45,7 @@ class PaddingBlock(SwinBlock):
         keys = window_partition(valid, self.window)[0, :, :, 0]  # (nW, N): 1 for real tokens
         n = keys.shape[1]
         key_mask = ((1 - keys) * MASK_VALUE)[:, None, :].expand(-1, n, -1)  # (nW, N, N): masked keys, every query
-        out = self.attn(window_partition(x, self.window), key_mask.to(x.dtype))
+        out = self.attn(window_partition(x, self.window), WindowMasks.per_window(key_mask.to(x.dtype)))
         x = window_reverse(out, self.window, h + top + bottom, w + left + right)
         return x[:, top : top + h, left : left + w, :].contiguous()
 
