@@ -5,8 +5,8 @@ million grows the attention matrices, ``batch x heads x windows x (window^2)^2``
 until the kernel kills the process without a word. The estimate counts what the model keeps alive
 (:mod:`swincli.models.complexity` knows the layout): weights, gradients and AdamW state when training;
 per block the token tensors, the MLP's hidden layer and the attention matrices (all blocks' saved for
-backward, or one block's at a time in inference and under ``--grad-checkpointing``; ``--attn-chunk``
-bounds the windows attending at once). It is meant to err high, never by orders of magnitude: the
+backward, or one residual branch's at a time in inference and under ``--grad-checkpointing``;
+``--attn-chunk`` bounds the windows attending at once, and in training saves none of them). It is meant to err high, never by orders of magnitude: the
 tests hold it against measured peaks.
 
 Available memory: ``MemAvailable`` of ``/proc/meminfo`` (and the cgroup's limit when lower) on CPU,
@@ -29,13 +29,14 @@ import ctypes
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from swincli.errors import SwinError
 from swincli.models.complexity import count_params
 from swincli.models.config import SwinConfig
+from swincli.models.sequential_attention import DEFAULT_STAGES
 
 ENV = "SWIN_MEMORY_LIMIT"
 MARGIN = 1.25  # allocator slack and the temporaries not modelled (measured peaks: docs/profile.md, "Peak memory")
@@ -57,10 +58,11 @@ class Estimate:
 
 
 def estimate(config: SwinConfig, batch: int, *, train: bool, amp: bool = False, grad_checkpointing: bool = False,
-             attn_chunk: int | None = None, ema: bool = False, weights: bool = True,
-             trainable: int | None = None) -> Estimate:  # fmt: skip
+             attn_chunk: int | None = None, chunk_stages: Sequence[int] | None = DEFAULT_STAGES, ema: bool = False,
+             weights: bool = True, trainable: int | None = None) -> Estimate:  # fmt: skip
     """The peak of one inference batch or one training step; ``weights=False``: already in memory, not counted.
-    ``trainable``: the parameters with gradients and AdamW state (LoRA, a frozen trunk); None: all of them."""
+    ``trainable``: the parameters with gradients and AdamW state (LoRA, a frozen trunk); None: all of them.
+    ``attn_chunk``/``chunk_stages``: sequential attention, as ``model.set_attention_chunk`` takes them."""
     params = count_params(config)
     learned = params if trainable is None else trainable
     fixed = (4 * params if weights else 0) + (12 * learned if train else 0) + (4 * params if ema else 0)
@@ -69,24 +71,87 @@ def estimate(config: SwinConfig, batch: int, *, train: bool, amp: bool = False, 
     image = batch * config.in_chans * h * w * 4
     saved, transient, attention = 0, 0, 0
     for st in config.layout():
-        tokens = batch * st.padded[0] * st.padded[1]
-        n = st.window[0] * st.window[1]
-        hidden = int(st.dim * config.mlp_ratio)
-        chunk = st.num_windows if not attn_chunk else min(st.num_windows, attn_chunk)
-        attn_all = batch * st.num_windows * st.num_heads * n * n * 4  # one block's logits, for every window
-        attn_live = batch * chunk * st.num_heads * n * n * 4
-        mask = st.num_windows * st.num_heads * n * n * 4  # position bias + shift mask, per block
-        if train:  # saved for backward: norms, qkv, partitions, proj, residuals, the MLP; softmax in and out
-            per_block = tokens * (12 * st.dim + 2 * hidden) * act + 2 * attn_all + mask
-            saved += st.depth * (2 * tokens * st.dim * act if grad_checkpointing else per_block)
-            transient = max(transient, (3 if grad_checkpointing else 2) * per_block)  # recompute, gradients
-            attention = max(attention, 2 * attn_all)
-        else:  # nothing is kept but each block's folded mask; the largest block's temporaries at once
-            saved += st.depth * mask
-            transient = max(transient, tokens * (6 * st.dim + hidden) * act + 4 * attn_live)
-            attention = max(attention, 4 * attn_live)
+        cost = _BlockCost.of(st, batch, act, config.mlp_ratio, attn_chunk, chunk_stages)
+        if train:
+            saved += st.depth * (cost.inputs if grad_checkpointing else cost.saved)
+            transient = max(transient, cost.recomputed if grad_checkpointing else cost.backward)
+            attention = max(attention, cost.attention_train)
+        else:  # each block keeps its position bias (the inference path caches it); one block's temporaries
+            saved += st.depth * cost.bias
+            transient = max(transient, cost.inference)
+            attention = max(attention, cost.attention_inference)
     activations = int(MARGIN * (image + saved + transient)) + OVERHEAD[train]
     return Estimate(fixed, activations, int(MARGIN * attention))
+
+
+@dataclass(frozen=True)
+class _BlockCost:
+    """Bytes of one block of a stage (docs/training.md, "Memory"): what autograd saves of each residual branch,
+    what the backward pass adds on top, and the attention matrices alive at once (one chunk's, if chunked)."""
+
+    tokens: int  # one token tensor (B, H, W, C)
+    hidden: int  # the MLP's hidden layer (B, H, W, 4C)
+    attn_all: int  # logits of every window of the map
+    attn_live: int  # logits of the windows attending together
+    bias: int  # the position bias (heads, N, N)
+    chunked: bool
+
+    @classmethod
+    def of(cls, st, batch: int, act: int, mlp_ratio: float, chunk: int | None, stages: Sequence[int] | None) -> "_BlockCost":
+        tokens = batch * st.padded[0] * st.padded[1]
+        n = st.window[0] * st.window[1]
+        chunked = bool(chunk) and (stages is None or st.index in stages) and st.num_windows > chunk
+        live = min(st.num_windows, chunk) if chunked else st.num_windows
+        one = st.num_heads * n * n * 4  # one window's logits, fp32
+        return cls(tokens * st.dim * act, tokens * int(st.dim * mlp_ratio) * act, batch * st.num_windows * one,
+                   batch * live * one, one, chunked)  # fmt: skip
+
+    @property
+    def attention_branch(self) -> int:
+        """Saved by the attention branch (norm, roll, partition, qkv, output, proj, reverse), then its backward:
+        the probabilities and two gradients of them, or one chunk's recomputed and the bias and its gradient."""
+        matrices = 3 * self.attn_live + 2 * self.bias if self.chunked else 3 * self.attn_all
+        return 9 * self.tokens + matrices
+
+    @property
+    def mlp_branch(self) -> int:
+        return 2 * self.tokens + 4 * self.hidden  # fc1 in and out, GELU out, norm; two gradients of the hidden
+
+    @property
+    def saved(self) -> int:
+        return 11 * self.tokens + 2 * self.hidden + (2 * self.bias if self.chunked else self.attn_all)
+
+    @property
+    def backward(self) -> int:
+        return max(2 * self.hidden, (3 * self.attn_live if self.chunked else 2 * self.attn_all))
+
+    @property
+    def inputs(self) -> int:
+        return 2 * self.tokens  # under checkpointing: each branch's input
+
+    @property
+    def recomputed(self) -> int:
+        return max(self.attention_branch, self.mlp_branch)
+
+    @property
+    def attention_train(self) -> int:
+        return 3 * self.attn_live if self.chunked else 3 * self.attn_all
+
+    @property
+    def inference(self) -> int:
+        return 6 * self.tokens + self.hidden + 3 * self.attn_live
+
+    @property
+    def attention_inference(self) -> int:
+        return 3 * self.attn_live
+
+
+def parse_size(text: str) -> int | None:
+    """``8GiB``, ``8G``, ``512M``, ``1.5g``, or a number of bytes -> bytes (binary units); None if not a size."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]*)?)\s*([kmgt]?)(i?b)?", text.strip().lower())
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def available(device: str) -> tuple[int | None, str]:
@@ -95,10 +160,10 @@ def available(device: str) -> tuple[int | None, str]:
     if limit in ("off", "0", "none"):
         return None, "limit"
     if limit:
-        match = re.fullmatch(r"([0-9.]+)\s*([kmgt]?)(i?b)?", limit)
-        if not match:
+        size = parse_size(limit)
+        if size is None:
             raise SwinError(f"{ENV}={limit!r} is not a size", hint="use e.g. 8G, 512M, a number of bytes, or off")
-        return int(float(match.group(1)) * _UNITS[match.group(2)]), f"{ENV}"
+        return size, f"{ENV}"
     if device.startswith("cuda"):
         import torch
 
@@ -111,8 +176,8 @@ def ensure_fits(est: Estimate, device: str, what: str, flags: str) -> None:
     free, where = available(device)
     if free is None or est.total <= free:
         return
-    share = f", attention matrices {_gib(est.attention)}" if est.attention > est.total / 4 else ""
-    raise SwinError(f"{what} needs about {_gib(est.total)} at its peak (estimated{share}), but {_gib(free)} is "
+    share = f", attention matrices {gib(est.attention)}" if est.attention > est.total / 4 else ""
+    raise SwinError(f"{what} needs about {gib(est.total)} at its peak (estimated{share}), but {gib(free)} is "
                     f"{'allowed by ' + where if where == ENV else where}",
                     hint=f"reduce it with {flags}; {ENV}=off skips this check")  # fmt: skip
 
@@ -243,6 +308,19 @@ def _reset_rss_peak() -> bool:
         return False
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_freed_memory(threshold: int = 65536) -> bool:
+    """glibc: serve allocations of ``threshold`` bytes and more by mmap from now on, so a freed tensor goes back
+    to the system at once and the resident set follows the live tensors (``MALLOC_MMAP_THRESHOLD_``, at run
+    time). Elsewhere nothing to do; returns whether it applied."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
 def _trim() -> None:
     """glibc: hand freed heap memory back to the system (elsewhere nothing to do)."""
     try:
@@ -272,5 +350,6 @@ def _ram_available() -> int | None:
     return min(values) if values else None
 
 
-def _gib(n: int) -> str:
+def gib(n: int) -> str:
+    """Bytes as people read them: ``1.5 GiB`` or ``300 MiB``."""
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

@@ -170,6 +170,14 @@ TABLE: dict[str, Case] = {
     "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m swincli train ...": Case(
         needs=(DIR,), extra=DIST, nodes=2, writes=("runs/train/exp/last.safetensors",),
         replace=(("HOST", "127.0.0.1"), ("--nproc-per-node 8", "--nproc-per-node 1"), ("...", "--data DIR"))),
+    # --- memory tricks at high resolution, run at a toy size
+    "swin train --model swinv2-t --size 1024 --window 32 --memory-budget 8GiB --data DIR": Case(
+        needs=(DIR,), extra=STEP, says="--memory-budget", writes=("runs/train/exp/last.safetensors",),
+        replace=(("--model swinv2-t --size 1024 --window 32", "--model swinv2-nano --size 128 --window 8"),)),
+    "swin profile --model swinv2-t --size 768 --window 24 -b 1 --mode train --memory --iters 1 --warmup 0": Case(
+        says="Memory tricks", replace=(("--model swinv2-t --size 768 --window 24", "--model swinv2-nano --size 128 --window 8"),)),
+    "torchrun --nproc-per-node 2 -m swincli profile --model swinv2-t --size 1024 --window 32 -b 1 --mode train --memory": Case(
+        extra=FAST, says="ZeRO-1", replace=(("--model swinv2-t --size 1024 --window 32", "--model swinv2-nano --size 128 --window 8"),)),
     # --- profile
     "swin profile --model swin-t": Case(extra=FAST),
     "swin profile --model swin-t --compare timm": Case(extra=FAST + " -b 1", says="timm"),
@@ -196,7 +204,7 @@ TABLE: dict[str, Case] = {
     "[--offline] [--revision REV]": SYNOPSIS,
     "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] "
     "[--amp auto|bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
-    "[--compare timm] [--format table|json] [--plot FILE]": SYNOPSIS,
+    "[--compare timm] [--memory [--attn-chunk N] [--attn-chunk-stages 1,2|all]] [--format table|json] [--plot FILE]": SYNOPSIS,
 }  # fmt: skip
 
 EXAMPLES = all_examples()

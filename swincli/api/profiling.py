@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,17 @@ MODES = ("inference", "train", "both")
 def profile(model: str | None = None, checkpoint: str | None = None, *, size: Any = None, window: Any = None,
             batch_size: int = 8, device: str | None = None, amp: str | None = "auto", compile: bool = False,
             mode: str = "inference", warmup: int = 5, iters: int = 20, attention: bool = False,
-            compare: str | None = None, plot: str | Path | None = None, force: bool = False) -> dict[str, Any]:  # fmt: skip
+            compare: str | None = None, plot: str | Path | None = None, force: bool = False, memory: bool = False,
+            attn_chunk: int | None = None, attn_chunk_stages: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything ``swin profile`` prints, as one dict (``iters=0``: counts only, nothing runs). The model is
     built freshly initialised (speed does not depend on the weights); ``checkpoint`` profiles that file's
-    model. ``plot``: throughput against batch size, or with ``attention`` the schemes as bars, as a PNG."""
+    model. ``plot``: throughput against batch size, or with ``attention`` the schemes as bars, as a PNG.
+    ``memory``: the memory tricks side by side, sequential attention with ``attn_chunk`` windows (default: a
+    sixteenth of the largest stage's) in ``attn_chunk_stages`` ("1,2", the default, or "all")."""
     from swincli.api.prediction import load_for_inference
     from swincli.device import autocast_dtype, pick_device
     from swincli.fileio import check_writable_target
+    from swincli.models.sequential_attention import parse_stages
     from swincli.profiling.runner import profile as run
 
     if mode not in MODES:
@@ -31,9 +36,16 @@ def profile(model: str | None = None, checkpoint: str | None = None, *, size: An
     precision = _amp_name(autocast_dtype(amp, dev))
     if plot is not None:
         check_writable_target(plot, force)
+    if (attn_chunk or attn_chunk_stages) and not memory:
+        raise SwinUsageError("--attn-chunk and --attn-chunk-stages go with --memory", hint="add --memory")
     net, info = load_for_inference(model, checkpoint, size, window, default=DEFAULT_MODEL, pretrained=False)
-    report = run(net, batch_size, dev, precision, compile, mode, warmup, iters, attention, compare)
+    try:
+        stages = parse_stages(attn_chunk_stages, net.config.num_stages)
+    except ValueError as err:
+        raise SwinUsageError(str(err), hint="e.g. --attn-chunk-stages 1,2 (the paper's choice) or all") from None
+    report = run(net, batch_size, dev, precision, compile, mode, warmup, iters, attention, compare, memory, attn_chunk, stages)
     report["model"] = model or checkpoint or DEFAULT_MODEL
+    report["rank"] = int(os.environ.get("RANK", "0"))  # under torchrun every rank measures; rank 0 reports
     report["notes"] = info["notes"]
     if plot is not None:
         _plot(net, report, plot, dev, precision, warmup, iters)

@@ -17,6 +17,9 @@ default policy as every other command that has a model. The policies:
 - ``--format table|json|csv``: a table for people, JSON or CSV for programs (``--json`` is a hidden
   alias of ``--format json``).
 - ``--plot FILE.png``: a figure, an output like any other (refused if it exists, unless ``--force``).
+- ``--attn-chunk N`` and ``--attn-chunk-stages 1,2|all``: sequential attention, N windows at a time in
+  the named stages (default the first two, as the paper); train and finetune run with it, profile
+  ``--memory`` measures it.
 
 Numeric options get their domain from :mod:`swincli.limits` (shared with config files and the
 Python API) through :func:`domain`, checked by a callback so that nan and inf never pass.
@@ -105,6 +108,10 @@ FormatOpt = Annotated[Optional[str], typer.Option(
 JsonAlias = Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json.")]
 PlotOpt = Annotated[Optional[Path], typer.Option(
     "--plot", help="Also draw a PNG figure into this file (refused if it exists, unless --force).")]  # fmt: skip
+AttnChunkOpt = Annotated[Optional[int], typer.Option(
+    "--attn-chunk", **domain(limits.TRAIN["attn_chunk"], "Sequential attention: N windows at a time, recomputed in backward (bounds attention memory)."))]
+AttnChunkStagesOpt = Annotated[Optional[str], typer.Option(
+    "--attn-chunk-stages", help="Stages --attn-chunk applies to: 1,2 (default, as the paper) or all.")]
 
 
 def in_panel(option: Any, panel: str) -> Any:

@@ -12,8 +12,8 @@ from rich.table import Table
 from swincli import api
 from swincli.cli import render
 from swincli.cli.options import (
-    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, FormatOpt, JsonAlias, ModelOpt, PlotOpt, SizeOpt, WindowOpt,
-    amp_value, domain, pick_format,
+    AmpOpt, AttnChunkOpt, AttnChunkStagesOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, FormatOpt, JsonAlias,
+    ModelOpt, PlotOpt, SizeOpt, WindowOpt, amp_value, domain, pick_format,
 )  # fmt: skip
 
 
@@ -32,6 +32,9 @@ def profile(
     iters: Annotated[int, typer.Option("--iters", **domain(api.limits.ITERS, "Timed iterations (0: only count params and MACs)."))] = 20,
     attention: Annotated[bool, typer.Option("--attention", help="The paper's Table 5: four attention schemes.")] = False,
     compare: Annotated[Optional[str], typer.Option("--compare", help="timm: same weights, same input, same run.")] = None,
+    memory: Annotated[bool, typer.Option("--memory", help="The V2 paper's memory tricks side by side: peak memory and step time of plain, checkpointing, sequential attention and both (--mode train).")] = False,
+    attn_chunk: AttnChunkOpt = None,
+    attn_chunk_stages: AttnChunkStagesOpt = None,
     fmt: FormatOpt = None,
     as_json: JsonAlias = False,
     plot: PlotOpt = None,
@@ -43,7 +46,10 @@ def profile(
         raise api.SwinUsageError(f"--gpu contradicts --device {device}", hint="--gpu is --device cuda; give one")
     report = api.profile(model, checkpoint, size=size, window=window, batch_size=batch_size,
                          device="cuda" if gpu else device, amp=amp_value(amp), compile=compile, mode=mode, warmup=warmup,
-                         iters=iters, attention=attention, compare=compare, plot=plot, force=force)  # fmt: skip
+                         iters=iters, attention=attention, compare=compare, plot=plot, force=force, memory=memory,
+                         attn_chunk=attn_chunk, attn_chunk_stages=attn_chunk_stages)  # fmt: skip
+    if report.get("rank"):  # under torchrun: rank 0 prints for all (the memory table gathers every rank's peak)
+        return
     if fmt == "json":
         typer.echo(json.dumps(report, indent=2))
         return
@@ -59,6 +65,7 @@ profile.examples = [
     "swin profile --model swin-t --attention --plot table5.png",
     "swin profile --device cuda --model swin-b -b 64 --amp bf16 --compile",
     "swin profile --model swin-b --size 384 --window 12 --iters 0 --format json",
+    "swin profile --model swinv2-t --size 768 --window 24 -b 1 --mode train --memory --iters 1 --warmup 0",
 ]
 
 
@@ -77,6 +84,8 @@ def _render(r: dict) -> None:
         pair = render.pair_text
         stages.add_row(str(st["stage"]), pair(st["resolution"]), pair(st["window"]), pair(st["shift"]), api.giga(st["macs"], 2))
     console.print(stages)
+    for table in r.get("memory", []):
+        _render_memory(console, table, r["peak_memory_measured_by"])
     if "throughput" not in r:
         return
     speed = Table(title=f"Speed ({r['warmup']} warm-up + {api.plural(r['iters'], 'timed iteration')})", title_justify="left")
@@ -107,3 +116,20 @@ def _render(r: dict) -> None:
         c = r["compare"]
         console.print(f"timm: {c['timm_throughput']:.1f} images/s, swincli {c['throughput']:.1f} images/s: "
                       f"[bold]{c['ratio']:.2f}x[/bold] (logits agree to {c['max_rel_diff']:.1e} relative)", highlight=False)  # fmt: skip
+
+
+def _render_memory(console, t: dict, measured_by: str) -> None:
+    stages = "all stages" if t["attn_chunk_stages"] is None else "stages " + ",".join(map(str, t["attn_chunk_stages"]))
+    step = "training step (forward, backward, AdamW)" if t["mode"] == "train" else "inference batch"
+    table = Table(title=f"Memory tricks, one {step}; sequential attention: {api.plural(t['attn_chunk'], 'window')} at a "
+                        f"time in {stages}", title_justify="left")  # fmt: skip
+    for col in ("", "peak memory added", "x plain", "step ms", "x plain", "estimate"):
+        table.add_column(col, justify="right" if col else "left")
+    mib = lambda b: "n/a" if b is None else f"{b / 2**20:,.0f} MiB"  # noqa: E731
+    ratio = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    for row in t["rows"]:
+        table.add_row(row["trick"], mib(row["peak_memory_bytes"]), ratio(row["peak_ratio"]), f"{row['step_ms']:,.0f}",
+                      ratio(row["time_ratio"]), mib(row["estimate_bytes"]))  # fmt: skip
+    table.caption = f"peak memory added: above the loaded weights, measured as {measured_by}" + (
+        ", with freed memory returned to the system at once" if "resident" in measured_by else "")  # fmt: skip
+    console.print(table)

@@ -12,8 +12,8 @@ import typer
 from swincli import api
 from swincli.cli.app import Command
 from swincli.cli.options import (
-    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, ModelOpt, SizeOpt, WindowOpt, WorkersOpt, domain,
-    in_panel,
+    AmpOpt, AttnChunkOpt, AttnChunkStagesOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, ModelOpt, SizeOpt,
+    WindowOpt, WorkersOpt, domain, in_panel,
 )  # fmt: skip
 
 P_DATA, P_SCHED, P_AUG, P_RUN, P_DIST = "Data and model", "Schedule", "Regularisation", "Run", "Memory and scale"
@@ -65,8 +65,10 @@ def run(
     ema: Annotated[Optional[float], _opt("--ema", help="Keep an EMA of the weights with this decay (e.g. 0.9998).", panel=P_AUG)] = None,
     accum_steps: Annotated[int, _opt("--accum-steps", help="Gradient accumulation steps.", panel=P_DIST)] = 1,
     amp: in_panel(AmpOpt, P_DIST) = None,
-    grad_checkpointing: Annotated[bool, _opt("--grad-checkpointing", help="Recompute blocks in backward.", panel=P_DIST)] = False,
-    attn_chunk: Annotated[Optional[int], _opt("--attn-chunk", help="Attend over N windows at a time.", panel=P_DIST)] = None,
+    grad_checkpointing: Annotated[bool, _opt("--grad-checkpointing", help="Recompute each block's branches in backward.", panel=P_DIST)] = False,
+    attn_chunk: in_panel(AttnChunkOpt, P_DIST) = None,
+    attn_chunk_stages: in_panel(AttnChunkStagesOpt, P_DIST) = None,
+    memory_budget: Annotated[Optional[str], _opt("--memory-budget", help="Pick the cheapest of --grad-checkpointing and --attn-chunk whose estimated peak fits, e.g. 8GiB.", panel=P_DIST)] = None,
     fsdp: Annotated[bool, _opt("--fsdp", help="Shard params, grads, optimizer state (FSDP2) under torchrun.", panel=P_DIST)] = False,
     zero: Annotated[bool, _opt("--zero", help="Shard optimizer state (ZeRO-1) under torchrun.", panel=P_DIST)] = False,
     compile: Annotated[bool, _opt("--compile", help="torch.compile the model.", panel=P_DIST)] = False,

@@ -10,7 +10,9 @@ from swincli.datasets.build import Data
 from swincli import distributed
 from swincli.engine.optim import freeze_all_but_head
 from swincli.engine.train_config import TrainConfig
+from swincli.errors import SwinError, SwinUsageError
 from swincli.models.complexity import window_notes
+from swincli.models.sequential_attention import parse_stages
 
 
 def prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
@@ -36,8 +38,7 @@ def prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Da
         rep.note(add_adapters(model, cfg))
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    if cfg.attn_chunk:
-        model.set_attention_chunk(cfg.attn_chunk)
+    apply_memory_tricks(model, cfg)
     model.to(ctx.device)
     return model
 
@@ -65,3 +66,44 @@ def build_model(cfg: TrainConfig, finetune: bool, num_classes: int, size):
         notes += report.padding
     model.set_drop_path(cfg.drop_path)
     return model, notes
+
+
+def apply_memory_tricks(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """--grad-checkpointing and --attn-chunk (in --attn-chunk-stages) on the model, as the config has them now."""
+    model.set_grad_checkpointing(cfg.grad_checkpointing)
+    if cfg.attn_chunk:
+        try:
+            stages = parse_stages(cfg.attn_chunk_stages, model.config.num_stages)
+        except ValueError as err:
+            raise SwinUsageError(str(err)) from None
+        model.set_attention_chunk(cfg.attn_chunk, stages)
+
+
+def chunk_stages(cfg: TrainConfig, config) -> tuple[int, ...] | None:
+    """The 0-based stages --attn-chunk applies to (None: all), for the memory estimate."""
+    return parse_stages(cfg.attn_chunk_stages, config.num_stages)
+
+
+def fit_budget(model: torch.nn.Module, cfg: TrainConfig, explicit: list[str], **memory) -> str:
+    """--memory-budget: the cheapest memory tricks whose estimated peak fits (:mod:`swincli.memory_plan`), set
+    on ``cfg`` and the model; flags given explicitly are kept. Returns the note; refuses when nothing fits."""
+    from swincli.memory import gib, parse_size
+    from swincli.memory_plan import choose, describe
+
+    budget = parse_size(str(cfg.memory_budget))
+    fixed_stages = "attn_chunk_stages" in explicit and cfg.attn_chunk_stages is not None
+    plan, smallest = choose(model.config, cfg.batch_size, budget,
+                            grad_checkpointing=True if cfg.grad_checkpointing else None,
+                            attn_chunk=cfg.attn_chunk or None,
+                            stages=chunk_stages(cfg, model.config) if fixed_stages else "default", **memory)  # fmt: skip
+    if plan is None:
+        h, w = model.config.image_hw
+        raise SwinError(f"nothing fits --memory-budget {gib(budget)} at batch {cfg.batch_size}, {h}x{w} px: the "
+                        f"least, {smallest.flags}, needs about {gib(smallest.estimate.total)}",
+                        hint="a smaller --batch-size or --size, or a larger budget")  # fmt: skip
+    cfg.grad_checkpointing, cfg.attn_chunk = plan.grad_checkpointing, plan.attn_chunk
+    if plan.attn_chunk:
+        stages = plan.chunk_stages
+        cfg.attn_chunk_stages = "all" if stages is None else ",".join(str(s + 1) for s in stages)
+    apply_memory_tricks(model, cfg)
+    return describe(plan, budget)

@@ -56,6 +56,8 @@ class TrainConfig:
     amp: str | None = None
     grad_checkpointing: bool = False
     attn_chunk: int | None = None
+    attn_chunk_stages: str | None = None  # "1,2" (1-based) or "all"; None: the first two stages
+    memory_budget: str | None = None  # "8GiB": the cheapest memory tricks whose estimated peak fits (memory_plan.py)
     ema: float | None = None
     compile: bool = False
     workers: int | None = None  # None: chosen from the data and the free cores (threads.py)

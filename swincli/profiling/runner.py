@@ -1,24 +1,24 @@
 """Measuring a model: parameters, MACs (the papers' "FLOPs"), throughput, latency, peak memory, the
 paper's attention-scheme comparison, and the same figures for timm's model in the same process.
 
-Timing follows the official throughput script: warm-up iterations first, then timed iterations, with
-``torch.cuda.synchronize()`` around every GPU measurement. Latency is per batch (median and p90).
+The steps themselves, timed and measured, are :mod:`swincli.profiling.steps`.
 """
 
 from __future__ import annotations
 
 import platform
 import statistics
-import time
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from swincli.device import autocast_dtype
 from swincli.memory import PeakMemory, ensure_fits, estimate
 from swincli.models.complexity import count_macs, count_params
+from swincli.models.sequential_attention import DEFAULT_STAGES
 from swincli.profiling.attention_schemes import SCHEMES, use_scheme
+from swincli.profiling.memory_tricks import memory_table
+from swincli.profiling.steps import autocast, inference, timed, train_step
 from swincli.wording import plural
 
 
@@ -31,78 +31,6 @@ def device_name(device: torch.device) -> str:
     return f"{cpu_name()} ({plural(threads, 'thread')})"
 
 
-def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int,
-          prime: Callable[[], Any] | None = None) -> tuple[list[float], int | None]:  # fmt: skip
-    """Per-iteration milliseconds after ``warmup`` runs, and the peak memory (bytes) the warm-up and timed runs
-    added above what was in use before them (:class:`swincli.memory.PeakMemory`; None: not measurable here).
-    ``prime`` runs first, outside the measurement: compilation is not what each batch needs."""
-    if prime is not None:
-        prime()
-    cuda = device.type == "cuda"
-    meter = PeakMemory(device, sample=True)
-    meter.begin()  # before the warm-up: its first run allocates what every later run reuses (masks, AdamW state)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - start) * 1000)
-    meter.end()
-    return times, meter.added
-
-
-def summary(times: list[float], batch: int) -> dict[str, float]:
-    ordered = sorted(times)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
-    median = statistics.median(ordered)
-    return {"throughput": batch * 1000 / median, "latency_ms": {"median": median, "p90": p90}}
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def inference(model, x: torch.Tensor, device, dtype, warmup: int, iters: int, compiled: bool = False) -> dict[str, Any]:
-    def step():
-        with torch.inference_mode(), _autocast(device, dtype):
-            model(x)
-
-    times, peak = timed(step, device, warmup, iters, prime=step if compiled else None)
-    return {**summary(times, x.shape[0]), "peak_memory_bytes": peak}
-
-
-def train_step(model, x: torch.Tensor, device, dtype, warmup: int, iters: int,
-               compiled: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Forward, backward and AdamW; the memory figure includes the gradients and the AdamW state it creates."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    y = torch.zeros(x.shape[0], dtype=torch.long, device=device)
-    model.train()
-
-    def backward():
-        with _autocast(device, dtype):
-            loss = F.cross_entropy(model(x).float(), y) if model.config.num_classes else model(x).float().mean()
-        loss.backward()
-
-    def step():
-        backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    def compile_graphs():  # forward and backward, no optimizer state yet
-        backward()
-        optimizer.zero_grad(set_to_none=True)
-
-    times, peak = timed(step, device, warmup, iters, prime=compile_graphs if compiled else None)
-    model.eval()
-    out = summary(times, x.shape[0])
-    return {"images_per_s": out["throughput"], "latency_ms": out["latency_ms"], "peak_memory_bytes": peak}
-
-
 def attention_table(model, x: torch.Tensor, device, dtype, warmup: int, iters: int) -> list[dict[str, Any]]:
     """Per scheme: time of each stage's attention (shift, partition, attention, reverse) and end to end."""
     inputs = _stage_inputs(model, x, dtype, device)
@@ -112,7 +40,7 @@ def attention_table(model, x: torch.Tensor, device, dtype, warmup: int, iters: i
             stages = []
             for stage, tokens in zip(model.layers, inputs):
                 def run(stage=stage, tokens=tokens):
-                    with torch.inference_mode(), _autocast(device, dtype):
+                    with torch.inference_mode(), autocast(device, dtype):
                         for block in stage.blocks:
                             block.attend(block.norm1(tokens) if block.version == 1 else tokens)
 
@@ -125,7 +53,7 @@ def attention_table(model, x: torch.Tensor, device, dtype, warmup: int, iters: i
 
 def _stage_inputs(model, x, dtype, device) -> list[torch.Tensor]:
     out = []
-    with torch.inference_mode(), _autocast(device, dtype):
+    with torch.inference_mode(), autocast(device, dtype):
         t = model.embed(x)
         for stage in model.layers:
             out.append(t)
@@ -144,6 +72,9 @@ def profile(
     iters: int = 20,
     attention: bool = False,
     compare: str | None = None,
+    memory: bool = False,
+    attn_chunk: int | None = None,
+    chunk_stages: tuple[int, ...] | None = DEFAULT_STAGES,
 ) -> dict[str, Any]:
     """Everything ``swin profile`` prints, as one dict (``iters=0``: counts only, nothing is run)."""
     device = torch.device(device)
@@ -181,6 +112,21 @@ def profile(
     # the figures measure what a batch adds above the weights, already loaded: so does the estimate
     added = lambda train, ckpt=False: estimate(config, batch_size, train=train, amp=dtype is not None,  # noqa: E731
                                                grad_checkpointing=ckpt, weights=False).total  # fmt: skip
+    if not memory:  # the memory table has the step times of each trick itself
+        _speed(report, model, runner, x, device, dtype, warmup, iters, compile, mode, added)
+    if attention:
+        report["attention"] = attention_table(model, x, device, dtype, warmup, iters)
+    if memory:
+        modes = {"inference": [False], "train": [True], "both": [False, True]}[mode]
+        report["memory"] = [memory_table(model, x, device, dtype, warmup, iters, train, attn_chunk, chunk_stages)
+                            for train in modes]  # fmt: skip
+    if compare:
+        report["compare"] = compare_timm(model, x, device, dtype, warmup, iters)
+    return report
+
+
+def _speed(report, model, runner, x, device, dtype, warmup: int, iters: int, compile: bool, mode: str, added) -> None:
+    """The speed rows: inference and/or a training step, plain and with activation checkpointing."""
     if mode in ("inference", "both"):
         report.update(inference(runner, x, device, dtype, warmup, iters, compile),
                       peak_memory_estimate_bytes=added(False))  # fmt: skip
@@ -196,11 +142,6 @@ def profile(
             report.update({"throughput": train["images_per_s"], "latency_ms": train["latency_ms"],
                            "peak_memory_bytes": train["peak_memory_bytes"],
                            "peak_memory_estimate_bytes": train["peak_memory_estimate_bytes"]})  # fmt: skip
-    if attention:
-        report["attention"] = attention_table(model, x, device, dtype, warmup, iters)
-    if compare:
-        report["compare"] = compare_timm(model, x, device, dtype, warmup, iters)
-    return report
 
 
 def compare_timm(model, x, device, dtype, warmup: int, iters: int, rounds: int = 3) -> dict[str, Any]:

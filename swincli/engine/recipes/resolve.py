@@ -13,7 +13,9 @@ from swincli.engine.recipes.fixed import RECIPES
 from swincli.engine.train_config import LR_FIELDS, TrainConfig, check_settings
 from swincli.errors import SwinUsageError
 from swincli.limits import MAX_SIDE, TRAIN
+from swincli.memory import parse_size
 from swincli.models.config import to_pair
+from swincli.models.sequential_attention import parse_stages
 from swincli.wording import plural
 
 
@@ -81,5 +83,22 @@ def _check(cfg: TrainConfig) -> None:
         raise SwinUsageError("--val-split must be in [0, 1)")
     if cfg.layer_decay is not None and not 0.0 < cfg.layer_decay <= 1.0:
         raise SwinUsageError("--layer-decay must be in (0, 1]")
+    _check_memory_flags(cfg)
+
+
+def _check_memory_flags(cfg: TrainConfig) -> None:
+    """--attn-chunk-stages and --memory-budget: their form here, before any data is read (the stages' range once
+    the model is known)."""
+    if cfg.attn_chunk_stages is not None:
+        try:
+            parse_stages(cfg.attn_chunk_stages, None)
+        except ValueError as err:
+            raise SwinUsageError(str(err), hint="e.g. --attn-chunk-stages 1,2 (the paper's choice) or all") from None
+        if not cfg.attn_chunk and not cfg.memory_budget:
+            raise SwinUsageError("--attn-chunk-stages needs --attn-chunk N (or --memory-budget)")
+    if cfg.memory_budget is not None:
+        budget = parse_size(str(cfg.memory_budget))
+        if not budget:
+            raise SwinUsageError(f"--memory-budget must be a size like 8GiB or 512MiB, got {cfg.memory_budget!r}")
 
 

@@ -15,7 +15,7 @@ from swincli.datasets.transforms import BatchMix, mix_seed
 from swincli.device import autocast_dtype
 from swincli.engine import lora
 from swincli.engine.ema import make_ema
-from swincli.engine.model_setup import prepare_model
+from swincli.engine.model_setup import chunk_stages, fit_budget, prepare_model
 from swincli.engine.optim import build_optimizer
 from swincli.engine.reporter import Reporter
 from swincli.engine.run import outputs
@@ -60,9 +60,11 @@ def setup_run(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.
     model = prepare_model(cfg, finetune, saved, data, size, rep, ctx)
     mc, prep = model.config, model.preprocessing
     amp_dtype = autocast_dtype(cfg.amp, ctx.device)
-    need = estimate(mc, cfg.batch_size, train=True, amp=amp_dtype is not None, weights=False,
-                    grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk, ema=cfg.ema is not None,
-                    trainable=lora.counts(model)[1] if cfg.lora else None)  # fmt: skip
+    memory = dict(amp=amp_dtype is not None, ema=cfg.ema is not None, trainable=lora.counts(model)[1] if cfg.lora else None)
+    if cfg.memory_budget:
+        rep.note(fit_budget(model, cfg, explicit, **memory))
+    need = estimate(mc, cfg.batch_size, train=True, weights=False, grad_checkpointing=cfg.grad_checkpointing,
+                    attn_chunk=cfg.attn_chunk, chunk_stages=chunk_stages(cfg, mc), **memory)  # fmt: skip
     if cfg.lora:
         rep.note(lora.memory_note(model, cfg, amp_dtype is not None))
     ensure_fits(need, str(ctx.device), f"training at batch {cfg.batch_size}, {mc.image_hw[0]}x{mc.image_hw[1]} px",
