@@ -204,10 +204,13 @@ class WindowAttention(nn.Module):
         """``attn_drop(softmax(q k^T * scale + B + M))``, ``(B, k, heads, N, N)``. B and M are added in place:
         the matmul's output is saved by nobody, and no mask as big as the logits exists."""
         logits = (q * scale) @ k.transpose(-2, -1)
-        if bias is not None:
-            logits.add_(bias.to(q.dtype))
-        if shifted is not None:
-            logits.add_(shifted.to(q.dtype)[:, None])  # (k, 1, N, N): the same for every head
+        if bias is not None and shifted is not None and q.shape[0] > 1:  # a batch: fold first, one pass over it
+            logits.add_(self.logit_mask(bias, shifted, q.dtype))  # (k, heads, N, N): 1/B of the logits
+        else:
+            if bias is not None:
+                logits.add_(bias.to(q.dtype))
+            if shifted is not None:
+                logits.add_(shifted.to(q.dtype)[:, None])  # (k, 1, N, N): the same for every head
         probs = logits.softmax(dim=-1)
         del logits  # freed before the caller's product: softmax keeps its output, not its input
         return self.attn_drop(probs)
