@@ -74,7 +74,7 @@ class _Sequential(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv, bias, attn, masks, first, *params):  # runs without autograd
-        ctx.attn, ctx.masks, ctx.first = attn, masks, first
+        ctx.attn, ctx.masks, ctx.first, ctx.step = attn, masks, first, attn.chunk  # the forward's chunks, kept
         ctx.autocast = _autocast_state(qkv.device.type)
         ctx.rng = _rng_state(qkv.device) if _draws(attn) else None
         ctx.save_for_backward(qkv, bias)
@@ -84,7 +84,7 @@ class _Sequential(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         qkv, bias = ctx.saved_tensors
-        attn, step = ctx.attn, ctx.attn.chunk
+        attn, step = ctx.attn, ctx.step
         want_qkv, want_bias = ctx.needs_input_grad[0], bias is not None and ctx.needs_input_grad[1]
         grad_qkv = torch.zeros_like(qkv) if want_qkv else None
         grad_bias = torch.zeros_like(bias) if want_bias else None
