@@ -38,11 +38,15 @@ class Dist:
         return self.rank == 0
 
 
+def launched() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain process."""
+    env = os.environ
+    return int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0"))
+
+
 def setup(device: str | None) -> Dist:
     """Initialise the process group when launched by torchrun; pick this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local = launched()
     dev = torch.device(pick_device(device))  # a missing GPU or an unknown name: one line, before any work
     if dev.type == "cuda":
         dev = torch.device("cuda", local if dev.index is None else dev.index)

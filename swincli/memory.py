@@ -6,8 +6,8 @@ until the kernel kills the process without a word. The estimate counts what the 
 (:mod:`swincli.models.complexity` knows the layout): weights, gradients and AdamW state when training;
 per block the token tensors, the MLP's hidden layer and the attention matrices (all blocks' saved for
 backward, or one residual branch's at a time in inference and under ``--grad-checkpointing``;
-``--attn-chunk`` bounds the windows attending at once, and in training saves none of them). It is meant to err high, never by orders of magnitude: the
-tests hold it against measured peaks.
+``--attn-chunk`` bounds the windows attending at once, and in training saves none of them). It is
+meant to err high, never by orders of magnitude: the tests hold it against measured peaks.
 
 Available memory: ``MemAvailable`` of ``/proc/meminfo`` (and the cgroup's limit when lower) on CPU,
 ``torch.cuda.mem_get_info`` on a GPU. ``SWIN_MEMORY_LIMIT`` overrides it (``8G``, ``512M``, bytes),

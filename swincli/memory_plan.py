@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from swincli.memory import Estimate, estimate, gib
 from swincli.models.config import SwinConfig
-from swincli.models.sequential_attention import DEFAULT_STAGES
+from swincli.models.sequential_attention import DEFAULT_STAGES, format_stages
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,18 @@ class MemoryPlan:
         if self.attn_chunk:
             out.append(f"--attn-chunk {self.attn_chunk}")
             if self.chunk_stages != DEFAULT_STAGES:
-                out.append("--attn-chunk-stages " + ("all" if self.chunk_stages is None else ",".join(str(s + 1) for s in self.chunk_stages)))
+                out.append(f"--attn-chunk-stages {format_stages(self.chunk_stages)}")
         return " ".join(out) or "(none)"
+
+
+def most_windows(config: SwinConfig, stages: tuple[int, ...] | None) -> int:
+    """The most windows any of ``stages`` (0-based; None: all) has: what sizes a chunk."""
+    return max((st.num_windows for st in config.layout() if stages is None or st.index in stages), default=1)
 
 
 def chunk_sizes(config: SwinConfig, stages: tuple[int, ...] | None) -> list[int]:
     """Chunks worth trying, largest first: halving the most windows any chosen stage has, down to 1."""
-    most = max((st.num_windows for st in config.layout() if stages is None or st.index in stages), default=1)
-    sizes, n = [], most // 2
+    sizes, n = [], most_windows(config, stages) // 2
     while n >= 1:
         sizes.append(n)
         n //= 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ def profile(model: str | None = None, checkpoint: str | None = None, *, size: An
     sixteenth of the largest stage's) in ``attn_chunk_stages`` ("1,2", the default, or "all")."""
     from swincli.api.prediction import load_for_inference
     from swincli.device import autocast_dtype, pick_device
+    from swincli.distributed import launched
     from swincli.fileio import check_writable_target
     from swincli.models.sequential_attention import parse_stages
     from swincli.profiling.runner import profile as run
@@ -39,13 +39,10 @@ def profile(model: str | None = None, checkpoint: str | None = None, *, size: An
     if (attn_chunk or attn_chunk_stages) and not memory:
         raise SwinUsageError("--attn-chunk and --attn-chunk-stages go with --memory", hint="add --memory")
     net, info = load_for_inference(model, checkpoint, size, window, default=DEFAULT_MODEL, pretrained=False)
-    try:
-        stages = parse_stages(attn_chunk_stages, net.config.num_stages)
-    except ValueError as err:
-        raise SwinUsageError(str(err), hint="e.g. --attn-chunk-stages 1,2 (the paper's choice) or all") from None
+    stages = parse_stages(attn_chunk_stages, net.config.num_stages)
     report = run(net, batch_size, dev, precision, compile, mode, warmup, iters, attention, compare, memory, attn_chunk, stages)
     report["model"] = model or checkpoint or DEFAULT_MODEL
-    report["rank"] = int(os.environ.get("RANK", "0"))  # under torchrun every rank measures; rank 0 reports
+    report["rank"] = launched()[0]  # under torchrun every rank measures; rank 0 reports
     report["notes"] = info["notes"]
     if plot is not None:
         _plot(net, report, plot, dev, precision, warmup, iters)

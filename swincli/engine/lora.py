@@ -295,10 +295,9 @@ def memory_estimates(model: "nn.Module", cfg: "TrainConfig", amp: bool) -> tuple
     from swincli.memory import estimate
 
     _, trainable, _ = counts(model)
-    from swincli.models.sequential_attention import parse_stages
-
-    kw = dict(train=True, amp=amp, grad_checkpointing=cfg.grad_checkpointing, attn_chunk=cfg.attn_chunk,
-              chunk_stages=parse_stages(cfg.attn_chunk_stages, model.config.num_stages), weights=False)  # fmt: skip
+    chunk, stages = model.attention_chunk()
+    kw = dict(train=True, amp=amp, grad_checkpointing=cfg.grad_checkpointing, attn_chunk=chunk, chunk_stages=stages,
+              weights=False)  # fmt: skip
     return (estimate(model.config, cfg.batch_size, trainable=trainable, **kw).total,
             estimate(model.config, cfg.batch_size, **kw).total)  # fmt: skip
 

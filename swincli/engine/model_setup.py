@@ -10,9 +10,9 @@ from swincli.datasets.build import Data
 from swincli import distributed
 from swincli.engine.optim import freeze_all_but_head
 from swincli.engine.train_config import TrainConfig
-from swincli.errors import SwinError, SwinUsageError
+from swincli.errors import SwinError
 from swincli.models.complexity import window_notes
-from swincli.models.sequential_attention import parse_stages
+from swincli.models.sequential_attention import format_stages, parse_stages
 
 
 def prepare_model(cfg: TrainConfig, finetune: bool, saved: dict | None, data: Data, size: tuple[int, int] | None,
@@ -72,16 +72,7 @@ def apply_memory_tricks(model: torch.nn.Module, cfg: TrainConfig) -> None:
     """--grad-checkpointing and --attn-chunk (in --attn-chunk-stages) on the model, as the config has them now."""
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     if cfg.attn_chunk:
-        try:
-            stages = parse_stages(cfg.attn_chunk_stages, model.config.num_stages)
-        except ValueError as err:
-            raise SwinUsageError(str(err)) from None
-        model.set_attention_chunk(cfg.attn_chunk, stages)
-
-
-def chunk_stages(cfg: TrainConfig, config) -> tuple[int, ...] | None:
-    """The 0-based stages --attn-chunk applies to (None: all), for the memory estimate."""
-    return parse_stages(cfg.attn_chunk_stages, config.num_stages)
+        model.set_attention_chunk(cfg.attn_chunk, parse_stages(cfg.attn_chunk_stages, model.config.num_stages))
 
 
 def fit_budget(model: torch.nn.Module, cfg: TrainConfig, explicit: list[str], **memory) -> str:
@@ -95,7 +86,8 @@ def fit_budget(model: torch.nn.Module, cfg: TrainConfig, explicit: list[str], **
     plan, smallest = choose(model.config, cfg.batch_size, budget,
                             grad_checkpointing=True if cfg.grad_checkpointing else None,
                             attn_chunk=cfg.attn_chunk or None,
-                            stages=chunk_stages(cfg, model.config) if fixed_stages else "default", **memory)  # fmt: skip
+                            stages=parse_stages(cfg.attn_chunk_stages, model.config.num_stages) if fixed_stages else "default",
+                            **memory)  # fmt: skip
     if plan is None:
         h, w = model.config.image_hw
         raise SwinError(f"nothing fits --memory-budget {gib(budget)} at batch {cfg.batch_size}, {h}x{w} px: the "
@@ -103,7 +95,6 @@ def fit_budget(model: torch.nn.Module, cfg: TrainConfig, explicit: list[str], **
                         hint="a smaller --batch-size or --size, or a larger budget")  # fmt: skip
     cfg.grad_checkpointing, cfg.attn_chunk = plan.grad_checkpointing, plan.attn_chunk
     if plan.attn_chunk:
-        stages = plan.chunk_stages
-        cfg.attn_chunk_stages = "all" if stages is None else ",".join(str(s + 1) for s in stages)
+        cfg.attn_chunk_stages = format_stages(plan.chunk_stages)
     apply_memory_tricks(model, cfg)
     return describe(plan, budget)

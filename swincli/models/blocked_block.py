@@ -11,8 +11,8 @@ It computes the operators of :class:`SwinBlock` in the same order (the same ``re
 attention's own ``project``/``attend`` steps), so results agree to float rounding. It also keeps the
 attention's position bias between calls, where the plain model recomputes it (V2: runs the CPB MLP) on
 every forward; that skipped call is as unobservable as the rest. The bias is kept per head and the shift
-mask per window pattern; each chunk folds its own windows' masks, so no mask exists for the whole map. It does so only
-where nobody can tell the difference: CPU, no autograd, eval mode, no graph capture, and every module
+mask per window pattern, so no mask exists for the whole map. It does so only where nobody can tell
+the difference: CPU, no autograd, eval mode, no graph capture, and every module
 of the block of exactly the type the block was built with and without hooks (module or global). A
 hooked, wrapped (peft LoRA), parametrized or quantised submodule makes the block run as
 :class:`SwinBlock`, where every submodule is called through its own ``__call__``.

@@ -22,17 +22,19 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from swincli.errors import SwinUsageError
 from swincli.models.shift_mask import WindowMasks
 
 # ``attn`` below is a WindowAttention (which imports this module: typed as nn.Module to keep one direction)
 
 DEFAULT_STAGES = (0, 1)  # the paper applies it to the first two stages, where the maps are large
+STAGES_HINT = "e.g. --attn-chunk-stages 1,2 (the paper's choice) or all"
 
 
 def parse_stages(text: str | None, num_stages: int | None) -> tuple[int, ...] | None:
     """``--attn-chunk-stages``: ``"1,2"`` (1-based, as ``swin profile`` numbers stages) -> 0-based ``(0, 1)``;
     ``"all"`` -> None (every stage); None -> :data:`DEFAULT_STAGES`. ``num_stages=None``: the form only.
-    Raises ValueError with the reason."""
+    A bad value is the user's: one usage error, said the same way by train, finetune and profile."""
     if text is None:
         return tuple(s for s in DEFAULT_STAGES if num_stages is None or s < num_stages)
     if text.strip().lower() == "all":
@@ -40,11 +42,17 @@ def parse_stages(text: str | None, num_stages: int | None) -> tuple[int, ...] | 
     try:
         stages = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"--attn-chunk-stages takes stage numbers like 1,2 or all, got {text!r}") from None
+        raise SwinUsageError(f"--attn-chunk-stages takes stage numbers like 1,2 or all, got {text!r}",
+                             hint=STAGES_HINT) from None
     if not stages or stages[0] < 1 or (num_stages is not None and stages[-1] > num_stages):
         among = f"among 1..{num_stages}" if num_stages is not None else "numbered from 1"
-        raise ValueError(f"--attn-chunk-stages must name stages {among}, got {text!r}")
+        raise SwinUsageError(f"--attn-chunk-stages must name stages {among}, got {text!r}", hint=STAGES_HINT)
     return tuple(s - 1 for s in stages)
+
+
+def format_stages(stages: tuple[int, ...] | None) -> str:
+    """The inverse of :func:`parse_stages`: 0-based ``(0, 1)`` -> ``"1,2"``; None -> ``"all"``."""
+    return "all" if stages is None else ",".join(str(s + 1) for s in stages)
 
 
 def attend_in_chunks(attn: nn.Module, qkv: Tensor, bias: Tensor | None, masks: WindowMasks | None,

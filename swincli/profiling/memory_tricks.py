@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
+from swincli import distributed
 from swincli.memory import estimate, return_freed_memory
+from swincli.memory_plan import most_windows
 from swincli.models.sequential_attention import DEFAULT_STAGES
 from swincli.profiling.steps import inference, train_step
 
@@ -30,8 +32,7 @@ TRICKS = ("plain", "checkpointing", "sequential attention", "both")
 
 def default_chunk(config, stages: tuple[int, ...] | None) -> int:
     """A sixteenth of the windows of the largest chosen stage: small enough to matter, large enough to run fast."""
-    most = max((st.num_windows for st in config.layout() if stages is None or st.index in stages), default=1)
-    return max(1, most // 16)
+    return max(1, most_windows(config, stages) // 16)
 
 
 def memory_table(model, x: torch.Tensor, device: torch.device, dtype, warmup: int, iters: int, train: bool,
@@ -57,7 +58,7 @@ def memory_table(model, x: torch.Tensor, device: torch.device, dtype, warmup: in
         for row in rows:
             _use(model, row["trick"], chunk, stages)
             row["peak_memory_bytes"] = run(model, x, device, dtype, 0, 1)["peak_memory_bytes"]
-    if train and _world() > 1:  # under torchrun: the sharded optimizers, with both tricks still on
+    if train and distributed.launched()[1] > 1:  # under torchrun: the sharded optimizers, with both tricks still on
         _use(model, "both", chunk, stages)
         rows += sharded_rows(model, x, device, dtype, warmup, iters)
     _use(model, "plain", chunk, stages)
@@ -83,20 +84,18 @@ def _use(model, trick: str, chunk: int, stages: tuple[int, ...] | None) -> None:
 
 
 def sharded_rows(model, x: torch.Tensor, device: torch.device, dtype, warmup: int, iters: int) -> list[dict[str, Any]]:
-    """Both tricks plus ZeRO-1 (DDP, ``ZeroRedundancyOptimizer``) and FSDP2 (ZeRO-3, ``fully_shard`` per block,
-    on a copy: it shards in place). Each rank measures its own peak; the row shows the largest, per rank."""
+    """Both tricks plus ZeRO-1 (DDP and the optimizer ``swin train --zero`` builds) and FSDP2 (ZeRO-3, as
+    ``--fsdp`` wraps it, on a copy: it shards in place). Each rank measures its own peak; the row shows the
+    largest, per rank."""
     import copy
 
     import torch.distributed as dist
-    from torch.distributed.optim import ZeroRedundancyOptimizer
-    from torch.nn.parallel import DistributedDataParallel
 
-    from swincli import distributed
+    from swincli.engine.optim import build_optimizer
 
     ctx = distributed.setup(str(device))
     rows = []
-    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    zero = ZeroRedundancyOptimizer(list(model.parameters()), optimizer_class=torch.optim.AdamW, lr=1e-6)
+    ddp, zero = distributed.wrap(model, ctx, fsdp=False), build_optimizer(model, 1e-6, 0.05, zero=True)
     rows.append(_rank_row(f"both + ZeRO-1, per rank of {ctx.world_size}", train_step(ddp, x, device, dtype, warmup, iters,
                                                                                      optimizer=zero)))  # fmt: skip
     del ddp, zero
@@ -117,12 +116,6 @@ def _rank_row(label: str, out: dict[str, Any]) -> dict[str, Any]:
     peaks = [p for p, _ in every if p is not None]
     return {"trick": label, "peak_memory_bytes": max(peaks) if peaks else None, "step_ms": max(t for _, t in every),
             "estimate_bytes": None}  # fmt: skip
-
-
-def _world() -> int:
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -90,10 +90,7 @@ def _check_memory_flags(cfg: TrainConfig) -> None:
     """--attn-chunk-stages and --memory-budget: their form here, before any data is read (the stages' range once
     the model is known)."""
     if cfg.attn_chunk_stages is not None:
-        try:
-            parse_stages(cfg.attn_chunk_stages, None)
-        except ValueError as err:
-            raise SwinUsageError(str(err), hint="e.g. --attn-chunk-stages 1,2 (the paper's choice) or all") from None
+        parse_stages(cfg.attn_chunk_stages, None)
         if not cfg.attn_chunk and not cfg.memory_budget:
             raise SwinUsageError("--attn-chunk-stages needs --attn-chunk N (or --memory-budget)")
     if cfg.memory_budget is not None:

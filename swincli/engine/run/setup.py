@@ -15,7 +15,7 @@ from swincli.datasets.transforms import BatchMix, mix_seed
 from swincli.device import autocast_dtype
 from swincli.engine import lora
 from swincli.engine.ema import make_ema
-from swincli.engine.model_setup import chunk_stages, fit_budget, prepare_model
+from swincli.engine.model_setup import fit_budget, prepare_model
 from swincli.engine.optim import build_optimizer
 from swincli.engine.reporter import Reporter
 from swincli.engine.run import outputs
@@ -63,8 +63,9 @@ def setup_run(cfg: TrainConfig, finetune: bool, rep: Reporter, ctx: distributed.
     memory = dict(amp=amp_dtype is not None, ema=cfg.ema is not None, trainable=lora.counts(model)[1] if cfg.lora else None)
     if cfg.memory_budget:
         rep.note(fit_budget(model, cfg, explicit, **memory))
+    chunk, stages = model.attention_chunk()  # as set on the model: by the flags, or by the budget just now
     need = estimate(mc, cfg.batch_size, train=True, weights=False, grad_checkpointing=cfg.grad_checkpointing,
-                    attn_chunk=cfg.attn_chunk, chunk_stages=chunk_stages(cfg, mc), **memory)  # fmt: skip
+                    attn_chunk=chunk, chunk_stages=stages, **memory)  # fmt: skip
     if cfg.lora:
         rep.note(lora.memory_note(model, cfg, amp_dtype is not None))
     ensure_fits(need, str(ctx.device), f"training at batch {cfg.batch_size}, {mc.image_hw[0]}x{mc.image_hw[1]} px",
