@@ -14,10 +14,12 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from swincli.checkpoint import Preprocessing
 from swincli.datasets.image_files import ImageFiles, collate_image_files
-from swincli.datasets.transforms import eval_transform
+from swincli.datasets.transforms import eval_transform_for
 from swincli.memory import ensure_fits, estimate
+
+
+PROB_DIGITS = 6  # what float32 softmax resolves; the same in JSON as in CSV, for a checkpoint and its export
 
 
 @dataclass
@@ -48,21 +50,24 @@ def class_names(model) -> list[str]:
 def predict(model, paths: list[str], top_k: int = 5, batch_size: int = 32, device: str = "cpu",
             amp: torch.dtype | None = None, workers: int = 2, features: bool = False, on_batch=None) -> Iterator[Prediction]:  # fmt: skip
     """Yield one :class:`Prediction` per path, in input order."""
-    prep = model.preprocessing or Preprocessing.for_config(model.config)
-    transform = eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
-    loader = DataLoader(ImageFiles(paths, transform), batch_size=batch_size, num_workers=workers, collate_fn=collate_image_files)
+    loader = DataLoader(ImageFiles(paths, eval_transform_for(model)), batch_size=batch_size, num_workers=workers, collate_fn=collate_image_files)
     names = class_names(model) if not features and model.config.num_classes else []
     k = min(top_k, len(names)) if names else 0
-    need = estimate(model.config, min(batch_size, len(paths)), train=False, amp=amp is not None,
-                    weights=str(device) != "cpu")  # fmt: skip
-    ensure_fits(need, str(device), f"predicting in batches of {min(batch_size, len(paths))}", "a smaller --batch-size")
+    exported = getattr(model, "exported", False)  # its runtime plans its own memory and precision
+    if not exported:
+        need = estimate(model.config, min(batch_size, len(paths)), train=False, amp=amp is not None,
+                        weights=str(device) != "cpu")  # fmt: skip
+        ensure_fits(need, str(device), f"predicting in batches of {min(batch_size, len(paths))}", "a smaller --batch-size")
     model.eval().to(device)
     for indices, x, errors in loader:
         results: dict[int, Prediction] = {i: Prediction(paths[i], error=err) for i, err in errors}
         if x is not None:
-            with torch.autocast(torch.device(device).type, dtype=amp, enabled=amp is not None):
-                feats = model.forward_head(model.forward_features(x.to(device)), pre_logits=True)
-                logits = None if features or not names else model.head(feats)
+            if exported:
+                feats, logits = None, model(x.to(device))
+            else:
+                with torch.autocast(torch.device(device).type, dtype=amp, enabled=amp is not None):
+                    feats = model.forward_head(model.forward_features(x.to(device)), pre_logits=True)
+                    logits = None if features or not names else model.head(feats)
             if logits is None:
                 for row, i in enumerate(indices):
                     results[i] = Prediction(paths[i], features=feats[row].float().cpu())
@@ -70,7 +75,7 @@ def predict(model, paths: list[str], top_k: int = 5, batch_size: int = 32, devic
                 probs = logits.float().softmax(dim=-1)
                 top = probs.topk(k, dim=-1)
                 for row, i in enumerate(indices):
-                    entries = [{"index": int(c), "label": names[int(c)], "prob": float(p)}
+                    entries = [{"index": int(c), "label": names[int(c)], "prob": round(float(p), PROB_DIGITS)}
                                for p, c in zip(top.values[row], top.indices[row])]  # fmt: skip
                     results[i] = Prediction(paths[i], top_k=entries)
         if on_batch:

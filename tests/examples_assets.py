@@ -106,6 +106,19 @@ def _run(store: "Assets") -> Callable[[Path], None]:
     return build
 
 
+def _run_exported(store: "Assets") -> Callable[[Path], None]:
+    """The tiny run directory with its best weights exported to ONNX and OpenVINO (best.onnx, best.xml)."""
+
+    def build(out: Path) -> None:
+        from swincli.cli import main
+
+        shutil.copytree(store.path("run"), out)
+        for fmt in ("onnx", "openvino"):
+            assert main(["export", str(out / "best.safetensors"), "--to", fmt]) == 0, f"exporting the run to {fmt} failed"
+
+    return build
+
+
 def _ours(name: str, num_classes: int = 1000, class_names=None, **kw) -> Callable[[Path], None]:
     def build(path: Path) -> None:
         from swincli import create_model, save_model
@@ -185,6 +198,7 @@ class Assets:
             "hf-dataset": _hf_dataset,  # --data hf:DIR
             "wds-shards": _wds_shards,  # --data 'wds:...'
             "run": _run(self),
+            "run-exported": _run_exported(self),
             "swin-t.safetensors": _ours("swin-t"),
             "tiny.safetensors": _ours("swin-nano", num_classes=len(CLASSES), class_names=list(CLASSES), img_size=64,
                                       window_size=2),  # 64 px: Hugging Face can run it (no clipped window)

@@ -87,6 +87,17 @@ TABLE: dict[str, Case] = {
         needs=("b192.safetensors=v2-192.safetensors",), writes=("b384.safetensors",)),
     "swin convert swin-t.safetensors --to hf -o ./swin-t-hf": Case(
         needs=("swin-t.safetensors=swin-t.safetensors",), writes=("swin-t-hf/config.json",)),
+    # --- export
+    "swin export runs/train/exp/best.safetensors --to onnx": Case(needs=(RUN,), writes=("runs/train/exp/best.onnx",)),
+    "swin export --model swinv2-t --to openvino -o swinv2-t.xml": Case(needs=(HUB,), writes=("swinv2-t.xml", "swinv2-t.bin")),
+    "swin export best.safetensors --to openvino --int8 --data photos/": Case(
+        needs=(BEST, "photos=jpgs"), writes=("best.xml", "best.bin"), says="top-1 agrees with fp32"),
+    "swin export best.safetensors --to pt2 --size 384 --window 24": Case(
+        needs=(BEST,), replace=(("--size 384 --window 24", "--size 64 --window 4"),), writes=("best.pt2",)),
+    "swin export --check": Case(says="executorch"),
+    "swin export runs/train/exp/best.safetensors --to openvino": Case(needs=(RUN,), writes=("runs/train/exp/best.xml", "runs/train/exp/best.bin")),
+    "swin predict photos/ --checkpoint runs/train/exp/best.onnx": Case(needs=("photos=jpgs", "runs/train/exp=run-exported"), says="img0.jpg"),
+    "swin predict photos/ --checkpoint runs/train/exp/best.xml": Case(needs=("photos=jpgs", "runs/train/exp=run-exported"), says="img0.jpg"),
     # --- predict
     "swin predict cat.jpg --model swinv2-b": Case(needs=("cat.jpg=img.jpg", HUB), says="cat.jpg"),
     "swin predict photos/ --checkpoint runs/train/exp/best.safetensors": Case(needs=("photos=jpgs", RUN)),
@@ -198,10 +209,15 @@ TABLE: dict[str, Case] = {
     "swin convert SRC -o OUT [--from auto|official|timm|hf|torchvision|swin] [--to swin|official|timm|hf|torchvision|onnx] "
     "[--model NAME] [--size S|HxW] [--window W|w1,w2,w3,w4] [--pretrained-window p1,p2,p3,p4] [--num-classes N] "
     "[--check/--no-check] [--force] [--format table|json]": SYNOPSIS,
-    "swin predict INPUTS... [--model NAME] [--checkpoint PATH] [--top-k 5] [--size S] [--window W] [--batch-size 32] "
+    "swin predict INPUTS... [--model NAME] [--checkpoint PATH] [--runtime FORMAT] [--top-k 5] [--size S] [--window W] [--batch-size 32] "
     "[--workers N] [--device cpu|cuda|auto] [--amp auto|bf16|fp16|none] [--format table|json|csv] [--output FILE] "
     "[--features] [--explain DIR] [--explain-method gradcam|gradcam++|scorecam|eigencam] [--explain-layer 1-4] "
     "[--offline] [--revision REV]": SYNOPSIS,
+    "swin export [SOURCE] --to onnx|openvino|pt2|tensorrt|executorch [--model NAME] [-o OUT] "
+    "[--batch-size N | --dynamic-batch] [--size S] [--window W] [--half | --int8 --data DIR] [--data DIR] "
+    "[--device cpu|cuda] [--force] [--offline] [--format table|json]": SYNOPSIS,
+    "swin export --check [--format table|json]": SYNOPSIS,
+    "swin export [SOURCE] --to onnx|openvino|pt2|tensorrt|executorch [-o OUT] [--batch-size N] [--half | --int8 --data DIR]": SYNOPSIS,
     "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] "
     "[--amp auto|bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
     "[--compare timm] [--memory [--attn-chunk N] [--attn-chunk-stages 1,2|all]] [--format table|json] [--plot FILE]": SYNOPSIS,

@@ -104,6 +104,7 @@ def _base(path: tuple, option: str, assets, out: Path) -> list[str]:
         ("eval",): ["-c", ckpt, "-d", data, "--workers", "0"],
         ("profile",): ["-c", ckpt, "--iters", "1", "--warmup", "0"],
         ("convert",): [ckpt, "-o", str(out / "out.safetensors"), "--force", "--no-check"],
+        ("export",): [ckpt, "--to", "onnx", "-o", str(out / "out.onnx")],
         ("models", "info"): ["swin-nano"],
     }[path]
     flag = "--" + option.replace("_", "-")

@@ -13,6 +13,7 @@ Importing this package is cheap: torch loads inside the functions that need it.
 ``predict``               ``swin predict`` (a stream of results); ``explain``: heatmaps alone
 ``profile``               ``swin profile``
 ``convert``               ``swin convert``
+``export``                ``swin export``; ``export_formats``: ``swin export --check``
 ``environment``           ``swin env``
 ========================  ===================================================================
 """
@@ -25,6 +26,7 @@ from swincli.api.catalog import model_info, models_table
 from swincli.api.conversion import convert
 from swincli.api.environment import command_plugins, environment
 from swincli.api.evaluation import evaluate
+from swincli.api.exporting import export, export_formats
 from swincli.api.prediction import (
     embeddings_names_file,
     explain,
@@ -43,6 +45,6 @@ from swincli.wording import giga, plural
 __all__ = [
     "CheckpointError", "Reporter", "SwinError", "SwinUsageError", "TrainResult", "__version__", "atomic_file",
     "check_writable_target", "command_plugins", "convert", "describe_lora", "embeddings_names_file", "environment",
-    "evaluate", "explain", "finetune", "giga", "limits", "load_for_inference", "model_info", "models_table", "pair_text", "plural", "predict",
+    "evaluate", "explain", "export", "export_formats", "finetune", "giga", "limits", "load_for_inference", "model_info", "models_table", "pair_text", "plural", "predict",
     "profile", "read_options_file", "train", "write_embeddings",
 ]  # fmt: skip

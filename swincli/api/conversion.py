@@ -12,7 +12,7 @@ def convert(source: str | Path, output: str | Path, *, from_layout: str = "auto"
     """Convert ``source`` (a weight file or Hugging Face folder, layout recognised unless ``from_layout``)
     to ``to`` at ``output``, optionally at a new size/window or head. Returns what was read, written and
     checked: ``source_layout``/``target`` with their display names, ``architecture``, ``tensors``,
-    ``dropped``, ``notes``, ``check``, ``onnx_checks``, ``resize`` and ``sidecar``."""
+    ``dropped``, ``notes``, ``check``, ``onnx_check``, ``resize`` and ``sidecar``."""
     from swincli.convert.detect import NAMES
     from swincli.convert.run import convert as run
     from swincli.sizes import size_value, window_value

@@ -11,9 +11,10 @@ from swincli.errors import SwinUsageError
 def evaluate(checkpoint: str | None = None, data: str | None = None, *, model: str | None = None, size: Any = None,
              window: Any = None, batch_size: int = 64, workers: int | None = None, device: str | None = None,
              amp: str | None = "auto", per_class: bool = False, remap: bool = False, plot: str | Path | None = None,
-             force: bool = False) -> dict[str, Any]:  # fmt: skip
+             force: bool = False, runtime: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Top-1/top-5 accuracy (percent), loss and image count of ``checkpoint`` (any layout) or ``model``'s
-    published weights on ``data``, with the preprocessing the weights were trained with.
+    published weights on ``data``, with the preprocessing the weights were trained with. An exported
+    ``checkpoint`` (``.onnx``, ``.xml``, ``.pt2``, ``.pte``, ``.engine``) runs in its own runtime (or ``runtime``'s).
 
     ``per_class`` (implied by ``plot``) adds ``per_class`` rows (with the class each is most mistaken
     for) and ``confusion``; ``plot`` also draws the confusion matrix into that PNG (an existing file
@@ -34,7 +35,7 @@ def evaluate(checkpoint: str | None = None, data: str | None = None, *, model: s
     per_class = per_class or plot is not None
     metrics = run_eval(checkpoint, data, img_size=size_value(size), window_size=window_value(window),
                        batch_size=batch_size, workers=workers, device=device, amp=amp, model_name=model, remap=remap,
-                       confusion=per_class)  # fmt: skip
+                       confusion=per_class, runtime=runtime)  # fmt: skip
     out = {k: metrics[k] for k in ("acc1", "acc5", "loss", "images", "unreadable_images", "input_size", "notes")}
     out["unreadable"] = [list(item) for item in metrics["unreadable"]]
     out["warnings"] = [skipped_message(out["unreadable"], "that failed to decode", shown=5)] if out["unreadable"] else []

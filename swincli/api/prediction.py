@@ -15,7 +15,7 @@ def predict(inputs: str | Iterable[str], *, model: str | None = None, checkpoint
             size: Any = None, window: Any = None, batch_size: int = 32, workers: int | None = None,
             device: str | None = None, amp: str | None = "auto", features: bool = False,
             explain: str | Path | None = None, explain_method: str = "gradcam", explain_layer: int | None = None,
-            force: bool = False, offline: bool = False, revision: str | None = None,
+            force: bool = False, offline: bool = False, revision: str | None = None, runtime: str | None = None,
             on_load: Callable[[dict], None] | None = None,
             on_batch: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One dict per input image, in input order, as each batch finishes: ``path`` and ``top_k`` (a list of
@@ -23,7 +23,8 @@ def predict(inputs: str | Iterable[str], *, model: str | None = None, checkpoint
     of ``top_k``; with ``explain`` (a folder), ``explanation``: the heatmap PNG of the top class.
 
     ``inputs``: files, folders, globs, URLs, or ``-`` for paths on stdin. Weights: ``checkpoint`` (any
-    layout), ``model``'s published weights, or else :data:`DEFAULT_MODEL`. Everything that can be refused
+    layout, or an exported file run by its own runtime: the suffix's, or ``runtime``), ``model``'s published
+    weights, or else :data:`DEFAULT_MODEL`. Everything that can be refused
     is refused before this returns (bad values, no images, a missing heatmap library); then ``on_load``
     gets ``notes``, ``resize`` (the transfer report, or None), ``images`` and ``weights``."""
     from swincli.datasets.image_files import collect_inputs
@@ -33,10 +34,12 @@ def predict(inputs: str | Iterable[str], *, model: str | None = None, checkpoint
     dev = pick_device(device)
     dtype = autocast_dtype(amp, dev)  # bad values before the model loads
     method = _check_explain(explain, explain_method, features, force)
+    _check_exported(checkpoint, runtime, features, explain)
     paths = collect_inputs([inputs] if isinstance(inputs, str) else list(inputs))
     if not paths:
         raise SwinUsageError("no images found in the inputs", hint="pass image files, folders or globs")
-    net, info = load_for_inference(model, checkpoint, size, window, revision, offline, DEFAULT_MODEL)
+    net, info = load_for_inference(model, checkpoint, size, window, revision, offline, DEFAULT_MODEL, runtime=runtime,
+                                   device=dev)  # fmt: skip
     if explain is not None:
         from swincli.explain import coarse_note
 
@@ -72,13 +75,24 @@ def explain(source: Any, paths: Sequence[str], out_dir: str | Path, method: str 
 
 
 def load_for_inference(model: str | None, checkpoint: str | None, size: Any, window: Any, revision: str | None = None,
-                       offline: bool = False, default: str | None = None, pretrained: bool = True):  # fmt: skip
-    """The model predict, eval and profile run, with the CPU fast path applied, and what to tell the user:
-    ``notes``, ``resize`` (the transfer report as a dict, or None) and ``weights`` (what was loaded)."""
+                       offline: bool = False, default: str | None = None, pretrained: bool = True,
+                       runtime: str | None = None, device: str = "cpu"):  # fmt: skip
+    """The model predict, eval and profile run, with the CPU fast path applied (or an exported file, run by
+    its runtime), and what to tell the user: ``notes``, ``resize`` (the transfer report as a dict, or None)
+    and ``weights`` (what was loaded)."""
+    from swincli.export.formats import is_exported
     from swincli.models.fast_path import optimize_for_inference
     from swincli.loader import load
     from swincli.sizes import size_value, window_value
 
+    if is_exported(checkpoint, runtime):
+        from swincli.export.runtime import load_exported
+
+        net = load_exported(checkpoint, runtime, device, size=size, window=window)
+        return net, {"notes": list(net.load_notes), "resize": None, "weights": checkpoint}
+    if runtime is not None:
+        raise SwinUsageError(f"--runtime {runtime} runs exported files, and {checkpoint or model} is not one",
+                             hint="pass the exported file as --checkpoint, or drop --runtime")  # fmt: skip
     notes = []
     if model is None and checkpoint is None and default is not None:
         model = default
@@ -96,6 +110,15 @@ def _weights_tag(name: str) -> str:
 
     entry, weights = resolve_weights(name)
     return f" ({entry.name}.{weights.tag})"
+
+
+def _check_exported(checkpoint: str | None, runtime: str | None, features: bool, explain: Any) -> None:
+    """An exported file outputs logits only: no embeddings, no gradients for heatmaps."""
+    from swincli.export.formats import is_exported
+
+    if is_exported(checkpoint, runtime) and (features or explain is not None):
+        flag = "--features" if features else "--explain"
+        raise SwinUsageError(f"{flag} needs the checkpoint: an exported file gives logits only", hint="pass the checkpoint it was exported from")
 
 
 def _check_explain(explain: str | Path | None, method: str | None, features: bool, force: bool) -> str:

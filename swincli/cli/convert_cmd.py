@@ -105,8 +105,10 @@ def _render(report: dict) -> None:
         else:
             extra = f" ({escape(c['note'])})" if c.get("note") else ""
             table.add_row("check", f"[green]logits match {c['library']}[/green]: max relative difference {c['max_rel_diff']:.1e}{extra}")
-    for r in report["onnx_checks"]:
-        table.add_row("onnx check", f"[green]batch {r['batch']}[/green] (traced at 2): max relative difference {r['max_rel_diff']:.1e}")
+    if report["onnx_check"]:
+        r = report["onnx_check"]
+        table.add_row("onnx check", f"[green]batches {', '.join(map(str, r['batches']))}[/green] (traced at 2), "
+                      f"{r['images']} {r['source']} images: max relative difference {r['max_rel_diff']:.1e}")  # fmt: skip
     console.print(table)
     if report["resize"]:
         resize = report["resize"]

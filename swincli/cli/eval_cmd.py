@@ -14,13 +14,14 @@ from rich.table import Table
 from swincli import api
 from swincli.cli import render
 from swincli.cli.options import (
-    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, FormatOpt, JsonAlias, ModelOpt, PlotOpt, SizeOpt, WindowOpt,
+    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, FormatOpt, JsonAlias, ModelOpt, RuntimeOpt, PlotOpt, SizeOpt, WindowOpt,
     WorkersOpt, amp_value, pick_format,
 )  # fmt: skip
 
 
 def eval(  # noqa: A001 - the command is called eval
     checkpoint: CheckpointOpt = None,
+    runtime: RuntimeOpt = None,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="DIR (uses DIR/val if present), a torchvision name, hf:NAME or wds:SHARDS.")] = None,
     model: ModelOpt = None,
     size: SizeOpt = None,
@@ -41,7 +42,7 @@ def eval(  # noqa: A001 - the command is called eval
     fmt = pick_format(fmt, as_json)
     metrics = api.evaluate(checkpoint, data, model=model, size=size, window=window, batch_size=batch_size,
                            workers=workers, device=device, amp=amp_value(amp), per_class=per_class or fmt == "csv",
-                           remap=remap, plot=plot, force=force)  # fmt: skip
+                           remap=remap, plot=plot, force=force, runtime=runtime)  # fmt: skip
     notes = render.console(stderr=True)
     for line in metrics["notes"]:
         notes.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)

@@ -7,7 +7,10 @@ default policy as every other command that has a model. The policies:
   published weights (predict, eval, finetune, profile with ``--pretrained``) or builds it (train);
   beside ``--checkpoint`` it names the architecture of foreign weights whose shapes cannot tell it.
   Neither given: the command's default model, named in a note.
-- ``-c/--checkpoint FILE``: weights in any layout swin reads (ours, official, timm, Hugging Face, torchvision).
+- ``-c/--checkpoint FILE``: weights in any layout swin reads (ours, official, timm, Hugging Face, torchvision),
+  or, where the command runs a model (predict, eval), a file ``swin export`` wrote.
+- ``--runtime FORMAT``: what runs an exported ``--checkpoint`` (default: its suffix's: .onnx ONNX Runtime,
+  .xml OpenVINO, .pt2 AOTInductor, .pte ExecuTorch, .engine TensorRT).
 - ``--device``: cpu, cuda, cuda:N, mps or auto (the default: cuda when there is one).
 - ``--amp``: auto (the default: bf16 on a GPU that supports it, fp32 elsewhere), bf16, fp16 or none.
 - ``-b/--batch-size``, ``-j/--workers``: a number in its domain; workers default to what the free
@@ -87,6 +90,9 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     "--checkpoint: the architecture of those weights. Neither: the command's default model, named in a note.")]  # fmt: skip
 CheckpointOpt = Annotated[Optional[str], typer.Option(
     "--checkpoint", "-c", help="Weights in any layout swin reads: ours, official, timm, Hugging Face, torchvision.")]  # fmt: skip
+RuntimeOpt = Annotated[Optional[str], typer.Option(
+    "--runtime", help="Run an exported --checkpoint with this runtime: onnx, openvino, pt2, executorch or tensorrt "
+    "(default: the file suffix's).")]  # fmt: skip
 SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Image size: S or HxW (e.g. 384, 256x320).")]
 WindowOpt = Annotated[
     Optional[str], typer.Option("--window", help="Window: W, HxW, or per stage (e.g. 12 or 12,12,12,6).")

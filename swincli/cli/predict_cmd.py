@@ -17,7 +17,7 @@ from rich.table import Table
 from swincli import api
 from swincli.cli import render
 from swincli.cli.options import (
-    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, FormatOpt, JsonAlias, ModelOpt, OutputFileOpt, SizeOpt,
+    AmpOpt, BatchOpt, CheckpointOpt, DeviceOpt, ForceOpt, FormatOpt, JsonAlias, ModelOpt, RuntimeOpt, OutputFileOpt, SizeOpt,
     WindowOpt, WorkersOpt, amp_value, domain, pick_format,
 )  # fmt: skip
 
@@ -26,6 +26,7 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help="Images, folders (recursive), globs, or - to read paths from stdin.")],
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
+    runtime: RuntimeOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", **domain(api.limits.TOP_K, "Classes per image."))] = 5,
     size: SizeOpt = None,
     window: WindowOpt = None,
@@ -58,7 +59,7 @@ def predict(
                           batch_size=batch_size, workers=workers, device=device, amp=amp_value(amp), features=features,
                           explain=explain, explain_method=explain_method or "gradcam", force=force, offline=offline,
                           revision=revision, on_load=lambda info: _loaded(info, note, progress), on_batch=progress.advance,
-                          explain_layer=explain_layer)  # fmt: skip
+                          explain_layer=explain_layer, runtime=runtime)  # fmt: skip
     failures, heatmaps = _Failures(), _Heatmaps()
     try:
         _write(heatmaps.count(failures.count(results)), fmt, output, features, explain is not None, note)

@@ -44,7 +44,7 @@ class ConvertReport:
     notes: list[str] = field(default_factory=list)
     check: dict[str, Any] | None = None
     resize: dict[str, Any] | None = None
-    onnx_checks: list[dict[str, Any]] = field(default_factory=list)
+    onnx_check: dict[str, Any] | None = None  # the written file run by ONNX Runtime (swincli.export.verify)
     sidecar: str | None = None  # where size, window, class names and preprocessing went (foreign file layouts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,10 +135,14 @@ def _write(net, out: Path, to: str, report: ConvertReport, check: bool | None, f
         save_model(net, out, provenance={"converted_by": f"swincli {__version__}"})
         return
     if to == "onnx":
-        from swincli.convert.onnx_export import export_onnx
+        from swincli.export.exporter import export_model
+        from swincli.export.formats import FORMATS
 
-        results = export_onnx(net, out, check=check is not False)
-        report.onnx_checks = [r.__dict__ for r in results]
+        fmt = FORMATS["onnx"]
+        fmt.require("write")
+        if check is not False:
+            fmt.require("run")
+        report.onnx_check = export_model(net, out, fmt, source=report.source, check=check is not False).verification
         return
     state = net.state_dict()
     if to == "hf":

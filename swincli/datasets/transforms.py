@@ -75,6 +75,14 @@ def train_transform(size: tuple[int, int], aa: str | None, reprob: float, mean, 
     return v2.Compose(steps)
 
 
+def eval_transform_for(model) -> Callable:
+    """The evaluation preprocessing ``model`` (a checkpoint or an exported file) was trained with."""
+    from swincli.checkpoint import Preprocessing
+
+    prep = model.preprocessing or Preprocessing.for_config(model.config)
+    return eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
+
+
 def eval_transform(size: tuple[int, int], crop_pct: float, mean, std, interpolation: str = "bicubic") -> Callable:
     """Resize to size / crop_pct (the short side for square crops), then centre-crop to size."""
     h, w = size

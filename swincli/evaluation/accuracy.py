@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from swincli.checkpoint import Preprocessing
 from swincli.datasets.build import eval_data, eval_folder
 from swincli.datasets.folder import class_folders
-from swincli.datasets.transforms import Transformed, eval_transform
+from swincli.datasets.transforms import Transformed, eval_transform_for
 from swincli.datasets.unreadable import skipped_message
 from swincli import distributed
 from swincli.evaluation.class_match import Relabeled, match_classes
@@ -21,31 +20,28 @@ from swincli.threads import loader_workers
 
 def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_size: int = 64, workers: int | None = None,
              device: str | None = None, amp: str | None = None, model_name: str | None = None,
-             remap: bool = False, confusion: bool = False) -> dict[str, Any]:  # fmt: skip
+             remap: bool = False, confusion: bool = False, runtime: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Accuracy and loss; ``metrics["notes"]`` says what was assumed or left out (``remap``: score only the
     classes the data and the checkpoint share, matched by name; ``confusion``: also ``metrics["confusion"]``,
     true x predicted counts over the checkpoint's outputs, and ``metrics["class_names"]``, see
-    :mod:`swincli.evaluation.confusion`)."""
+    :mod:`swincli.evaluation.confusion`; ``runtime``: run an exported file with that format's runtime)."""
     from swincli.device import autocast_dtype
-    from swincli.models.fast_path import optimize_for_inference
-    from swincli.loader import load
 
     ctx = distributed.setup(device)
     try:
-        model = load(checkpoint, img_size=img_size, window_size=window_size, model=model_name)
-        optimize_for_inference(model)
-        prep = model.preprocessing or Preprocessing.for_config(model.config)
+        model = _model(checkpoint, img_size, window_size, model_name, runtime, str(ctx.device))
+        exported = getattr(model, "exported", False)
+        amp_dtype = None if exported else autocast_dtype(amp, ctx.device)  # a runtime runs the precision it was exported in
         dataset, match = _labelled(data, model.class_names, model.config.num_classes, remap)
-        tf = eval_transform(model.config.image_hw, prep.crop_pct, prep.mean, prep.std, prep.interpolation)
+        tf = eval_transform_for(model)
         ds = dataset.transformed(tf) if hasattr(dataset, "transformed") else Transformed(dataset, tf)  # wds: streamed
         batch_size = min(batch_size, max(1, len(ds)))  # a batch is never larger than the data
         workers = loader_workers(workers, ctx.device.type, -(-len(ds) // batch_size))
-        need = estimate(model.config, batch_size, train=False, amp=autocast_dtype(amp, ctx.device) is not None,
-                        weights=ctx.device.type != "cpu")  # fmt: skip
-        ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")
+        if not exported:
+            need = estimate(model.config, batch_size, train=False, amp=amp_dtype is not None, weights=ctx.device.type != "cpu")
+            ensure_fits(need, str(ctx.device), f"evaluating in batches of {batch_size}", "a smaller --batch-size")
         model.to(ctx.device)
-        metrics = evaluate(model, ds, batch_size, ctx, autocast_dtype(amp, ctx.device), workers, model.config.num_classes,
-                           confusion=confusion)  # fmt: skip
+        metrics = evaluate(model, ds, batch_size, ctx, amp_dtype, workers, model.config.num_classes, confusion=confusion)
         names = model.class_names or list(match.index)
         if confusion:
             metrics["class_names"] = [str(names[i]) if i < len(names) else str(i) for i in range(model.config.num_classes)]
@@ -57,6 +53,22 @@ def run_eval(checkpoint: str, data: str, img_size=None, window_size=None, batch_
         return metrics
     finally:
         distributed.teardown(ctx)
+
+
+def _model(checkpoint, img_size, window_size, model_name, runtime, device):
+    """A checkpoint (any layout) with the CPU fast path, or an exported file run by its runtime."""
+    from swincli.export.formats import is_exported
+
+    if is_exported(checkpoint, runtime):
+        from swincli.export.runtime import load_exported
+
+        return load_exported(checkpoint, runtime, device, size=img_size, window=window_size)
+    from swincli.loader import load
+    from swincli.models.fast_path import optimize_for_inference
+
+    model = load(checkpoint, img_size=img_size, window_size=window_size, model=model_name)
+    optimize_for_inference(model)
+    return model
 
 
 def _labelled(data: str, names: list[str] | None, num_classes: int, remap: bool):
