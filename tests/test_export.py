@@ -227,3 +227,18 @@ def test_convert_to_onnx_goes_through_the_exporter(decisive, tmp_path, capsys):
     from swincli.export.runtime import read_facts
 
     assert read_facts(tmp_path / "m.onnx", find_format("onnx")).class_names == CLASS_NAMES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "pt2"])
+def test_half_files_hold_fp16_weights_and_stay_close(fmt, decisive, tmp_path, capsys):
+    from swincli.export.formats import find_format
+
+    out = tmp_path / f"h{find_format(fmt).suffix}"
+    code, printed, err = run_cli(capsys, "export", decisive[1], "--to", fmt, "--half", "-o", out, "--format", "json")
+    report = json.loads(printed)
+    assert code == 0 and report["precision"] == "fp16", err
+    assert report["verification"]["max_rel_diff"] <= report["verification"]["tolerance"] <= 3e-2
+    assert 0.4 < report["bytes"] / decisive[1].stat().st_size < 0.9  # the weights are stored in half
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert _rel(_eager(decisive[1], x), _run_natively(fmt, out, x if fmt == "openvino" else x.half()).float()) < 3e-2

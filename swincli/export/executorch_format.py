@@ -22,7 +22,7 @@ def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None
 
     x = spec.example()
     dynamic = None if spec.batch else ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
-    program = torch.export.export(net, (x,), dynamic_shapes=dynamic)
+    program = torch.export.export(spec.model_for(net), (x,), dynamic_shapes=dynamic)
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
     path.write_bytes(lowered.buffer)
 

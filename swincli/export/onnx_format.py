@@ -24,7 +24,7 @@ def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None
     dim = spec.batch_dim()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), str(path), input_names=["images"], output_names=["logits"],
+        torch.onnx.export(spec.model_for(net), (x,), str(path), input_names=["images"], output_names=["logits"],
                           dynamic_shapes=({0: dim},) if dim is not None else None, opset_version=OPSET, dynamo=True,
                           external_data=False, verbose=False)  # fmt: skip
     set_metadata(path, meta)

@@ -23,7 +23,7 @@ def convert(net: torch.nn.Module, spec: ExportSpec):
 
     x = spec.example(torch.float32)
     dim = spec.batch_dim()
-    program = torch.export.export(net.float(), (x,), dynamic_shapes=({0: dim},) if dim is not None else None)
+    program = torch.export.export(net, (x,), dynamic_shapes=({0: dim},) if dim is not None else None)
     model = ov.convert_model(program)
     model.reshape([spec.batch or -1, spec.channels, spec.height, spec.width])
     return model

@@ -26,8 +26,7 @@ def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None
         raise SwinError("pt2 export compiles C++ and this machine has no C++ compiler", hint="install one (Debian: apt install g++)")
     x = spec.example()
     dim = spec.batch_dim()
-    net = net.to(spec.device, x.dtype)
-    program = torch.export.export(net, (x,), dynamic_shapes=({0: dim},) if dim is not None else None)
+    program = torch.export.export(spec.model_for(net), (x,), dynamic_shapes=({0: dim},) if dim is not None else None)
     options = {"aot_inductor.package": True, "freezing": not spec.device.startswith("cuda")}
     files = torch._inductor.aot_compile(program.module(), (x,), options=options)
     buffer = io.BytesIO()

@@ -35,6 +35,18 @@ class ExportSpec:
         x = torch.randn(self.trace_batch, self.channels, self.height, self.width, generator=gen)
         return x.to(self.device, dtype or (torch.float16 if self.half else torch.float32))
 
+    def model_for(self, net):
+        """``net`` on the export device in the file's dtype: a copy when that changes it (the original stays the fp32
+        reference the file is checked against)."""
+        import copy
+
+        import torch
+
+        dtype = torch.float16 if self.half else torch.float32
+        if next(net.parameters()).dtype == dtype and next(net.parameters()).device == torch.device(self.device):
+            return net
+        return copy.deepcopy(net).to(self.device, dtype)
+
     def batch_dim(self):
         """torch.export's batch dimension, or None for a fixed batch."""
         import torch

@@ -20,7 +20,7 @@ def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None
     import torch_tensorrt
 
     x = spec.example(torch.float32)
-    net = net.to(spec.device).float()
+    net = spec.model_for(net).float()  # fp16 comes from enabled_precisions: TensorRT picks the layers
     shape = (spec.channels, spec.height, spec.width)
     if spec.batch:
         inputs = [torch_tensorrt.Input((spec.batch, *shape), dtype=torch.float32)]

@@ -19,7 +19,8 @@ from swincli.errors import SwinError, SwinUsageError
 
 SAMPLES = 32
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
-RUNTIME_TOLERANCE = {("openvino", "fp32"): 1e-3}  # the CPU plugin's own kernels (docs/export.md)
+# OpenVINO's CPU plugin: its own fp32 kernels; and --half files compute in bf16 where the CPU has it (docs/export.md)
+RUNTIME_TOLERANCE = {("openvino", "fp32"): 1e-3, ("openvino", "fp16"): 3e-2}
 INT8_AGREEMENT = 0.98
 CHECK_BATCHES = (1, 3)
 
