@@ -242,3 +242,15 @@ def test_half_files_hold_fp16_weights_and_stay_close(fmt, decisive, tmp_path, ca
     assert 0.4 < report["bytes"] / decisive[1].stat().st_size < 0.9  # the weights are stored in half
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert _rel(_eager(decisive[1], x), _run_natively(fmt, out, x if fmt == "openvino" else x.half()).float()) < 3e-2
+
+
+def test_runtime_overrides_the_suffix(exported, decisive, colours, capsys):
+    """OpenVINO reads ONNX files: ``--runtime openvino`` runs the .onnx with the record the file carries."""
+    pytest.importorskip("openvino")
+    out = exported("onnx", 1)[1]
+    runs = [run_cli(capsys, "predict", colours / "val", "-c", w, "--format", "json", *extra)
+            for w, extra in ((decisive[1], ()), (out, ("--runtime", "openvino")))]  # fmt: skip
+    assert all(code == 0 for code, _, _ in runs)
+    assert "running v1.onnx with OpenVINO (fp32)" in runs[1][2]
+    labels = [[r["top_k"][0]["label"] for r in _json_lines(printed)] for _, printed, _ in runs]
+    assert labels[0] == labels[1] and len(labels[0]) == 12

@@ -102,6 +102,7 @@ def export_model(net, out: Path, fmt: Format, *, batch: int | None = None, half:
     start = time.perf_counter()
     spec = ExportSpec(fmt.name, batch, half, int8, device, *net.config.image_hw, channels=net.config.in_chans)
     meta = metadata.describe(net, fmt.name, spec.precision, batch, source)
+    _absolute(out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".swin-export-", dir=_absolute(out).parent) as tmp:
         written = Path(tmp) / out.name
         step(f"writing {fmt.name}")

@@ -86,7 +86,7 @@ def load_exported(path: str | Path, runtime: str | None = None, device: str = "c
                              hint="export again with --size/--window, or pass the checkpoint")  # fmt: skip
     check_device_kind(fmt, device)
     fmt.require("run")
-    facts = read_facts(path, fmt)
+    facts = read_facts(path, format_of_file(path) or fmt)  # the file's own record, whichever runtime runs it (OpenVINO reads .onnx)
     try:
         with quiet():
             runner = backend(fmt).Runner(path, device, threads, facts.precision)
