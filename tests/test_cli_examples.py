@@ -220,7 +220,13 @@ TABLE: dict[str, Case] = {
     "swin export [SOURCE] --to onnx|openvino|pt2|tensorrt|executorch [-o OUT] [--batch-size N] [--half | --int8 --data DIR]": SYNOPSIS,
     "swin profile [--model NAME | --checkpoint CK] [--size S] [--window W] [-b 8] [--device cpu|cuda|auto] "
     "[--amp auto|bf16|fp16|none] [--compile] [--mode inference|train|both] [--warmup 5] [--iters 20] [--attention] "
-    "[--compare timm] [--memory [--attn-chunk N] [--attn-chunk-stages 1,2|all]] [--format table|json] [--plot FILE]": SYNOPSIS,
+    "[--compare timm] [--memory [--attn-chunk N] [--attn-chunk-stages 1,2|all]] [--runtimes LIST] [--format table|json] "
+    "[--plot FILE]": SYNOPSIS,
+    "swin profile --model swin-t --runtimes onnx,openvino": Case(
+        extra=FAST + " -b 1", says="onnx (ONNX Runtime)",
+        replace=(("--model swin-t", "--model swin-nano --size 64 --window 4"),)),
+    "swin profile --checkpoint best.safetensors --runtimes all --amp bf16 --format json": Case(
+        needs=(BEST,), extra=FAST + " -b 1", says='"runtimes"', replace=(("--runtimes all", "--runtimes onnx,openvino"),)),
 }  # fmt: skip
 
 EXAMPLES = all_examples()

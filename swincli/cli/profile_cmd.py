@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -35,6 +36,7 @@ def profile(
     memory: Annotated[bool, typer.Option("--memory", help="The V2 paper's memory tricks side by side: peak memory and step time of plain, checkpointing, sequential attention and both (--mode train).")] = False,
     attn_chunk: AttnChunkOpt = None,
     attn_chunk_stages: AttnChunkStagesOpt = None,
+    runtimes: Annotated[Optional[str], typer.Option("--runtimes", help="Deployment formats side by side (onnx,openvino,pt2,executorch,tensorrt; 'all' or '': every one installed that runs on the device): each exported to a temporary folder, checked against PyTorch, and measured beside eager and the fast path in one table: images/s at -b, latency at batch 1, peak memory, file size and logit difference. --amp bf16 adds bf16 rows.")] = None,
     fmt: FormatOpt = None,
     as_json: JsonAlias = False,
     plot: PlotOpt = None,
@@ -44,10 +46,12 @@ def profile(
     fmt = pick_format(fmt, as_json, ("table", "json"))
     if gpu and device not in (None, "cuda"):
         raise api.SwinUsageError(f"--gpu contradicts --device {device}", hint="--gpu is --device cuda; give one")
-    report = api.profile(model, checkpoint, size=size, window=window, batch_size=batch_size,
-                         device="cuda" if gpu else device, amp=amp_value(amp), compile=compile, mode=mode, warmup=warmup,
-                         iters=iters, attention=attention, compare=compare, plot=plot, force=force, memory=memory,
-                         attn_chunk=attn_chunk, attn_chunk_stages=attn_chunk_stages)  # fmt: skip
+    with _Stages(runtimes is not None) as stages:
+        report = api.profile(model, checkpoint, size=size, window=window, batch_size=batch_size,
+                             device="cuda" if gpu else device, amp=amp_value(amp), compile=compile, mode=mode,
+                             warmup=warmup, iters=iters, attention=attention, compare=compare, plot=plot, force=force,
+                             memory=memory, attn_chunk=attn_chunk, attn_chunk_stages=attn_chunk_stages,
+                             runtimes=runtimes, on_stage=stages.show)  # fmt: skip
     if report.get("rank"):  # under torchrun: rank 0 prints for all (the memory table gathers every rank's peak)
         return
     if fmt == "json":
@@ -66,6 +70,8 @@ profile.examples = [
     "swin profile --device cuda --model swin-b -b 64 --amp bf16 --compile",
     "swin profile --model swin-b --size 384 --window 12 --iters 0 --format json",
     "swin profile --model swinv2-t --size 768 --window 24 -b 1 --mode train --memory --iters 1 --warmup 0",
+    "swin profile --model swin-t --runtimes onnx,openvino",
+    "swin profile --checkpoint best.safetensors --runtimes all --amp bf16 --format json",
 ]
 
 
@@ -86,6 +92,8 @@ def _render(r: dict) -> None:
     console.print(stages)
     for table in r.get("memory", []):
         _render_memory(console, table, r["peak_memory_measured_by"])
+    if "runtimes" in r:
+        _render_runtimes(console, r["runtimes"], r["runtimes_info"])
     if "throughput" not in r:
         return
     speed = Table(title=f"Speed ({r['warmup']} warm-up + {api.plural(r['iters'], 'timed iteration')})", title_justify="left")
@@ -133,3 +141,51 @@ def _render_memory(console, t: dict, measured_by: str) -> None:
     table.caption = f"peak memory added: above the loaded weights, measured as {measured_by}" + (
         ", with freed memory returned to the system at once" if "resident" in measured_by else "")  # fmt: skip
     console.print(table)
+
+
+def _render_runtimes(console, rows: list[dict], info: dict) -> None:
+    """The runtimes side by side (``--runtimes``); a row that failed names why below the table."""
+    b = info["batch_size"]
+    table = Table(title=f"Runtimes ({info['warmup']} warm-up + {api.plural(info['timed_batches'], 'timed batch', 'timed batches')} "
+                        f"each, {api.plural(info['rounds'], 'interleaved round')})", title_justify="left")  # fmt: skip
+    for col in ("runtime / format", "precision", f"img/s @{b}", "x eager", "latency b1 ms", "peak memory", "file",
+                "diff vs eager"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("runtime / format", "precision") else "right")
+    size = lambda n: "-" if n is None else f"{n / 2**20:,.1f} MiB"  # noqa: E731
+    value = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+    failed = []
+    for row in rows:
+        name = escape(row["name"] if row["format"] is None else f"{row['name']} ({row['runtime']})")
+        if row["error"]:
+            failed.append(f"{row['name']} ({row['precision']}): {row['error']}")
+            table.add_row(name, row["precision"], "[red]failed[/red]", *["-"] * 5)
+            continue
+        table.add_row(name, row["precision"], value(row["images_per_s"], ".1f"), value(row["ratio_to_eager"], ".2f"),
+                      value(row["latency_ms"], ".1f"), "n/a" if row["peak_memory_bytes"] is None else size(row["peak_memory_bytes"]),
+                      size(row["file_bytes"]), value(row["max_rel_diff"], ".1e"))  # fmt: skip
+    table.caption = (f"img/s: median batch of {b}; x eager: over eager fp32; peak memory: "
+                     f"{info['memory_measured_by']}; diff: largest logit difference from eager fp32 over its largest "
+                     f"logit, on 8 generated images")  # fmt: skip
+    console.print(table)
+    for line in failed:
+        console.print(f"[red]failed:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+class _Stages:
+    """A spinner on stderr naming the step under way (``--runtimes`` exports take minutes; a terminal only)."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.status = render.console(stderr=True).status("profiling") if wanted and sys.stderr.isatty() else None
+
+    def __enter__(self) -> "_Stages":
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def show(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
