@@ -254,3 +254,28 @@ def test_runtime_overrides_the_suffix(exported, decisive, colours, capsys):
     assert "running v1.onnx with OpenVINO (fp32)" in runs[1][2]
     labels = [[r["top_k"][0]["label"] for r in _json_lines(printed)] for _, printed, _ in runs]
     assert labels[0] == labels[1] and len(labels[0]) == 12
+
+
+@pytest.mark.parametrize("batch, fmt, images, calls", [
+    (None, "executorch", 150, [64, 64, 22]),  # a dynamic batch up to the format's bound: fed in parts
+    (4, "onnx", 10, [4, 4, 4]),  # a fixed batch: N at a time, the last padded (and the padding dropped)
+    (None, "onnx", 10, [10]),
+])  # fmt: skip
+def test_an_exported_model_feeds_its_file_batches_it_takes(batch, fmt, images, calls):
+    from pathlib import Path
+
+    from swincli.checkpoint import Preprocessing
+    from swincli.export.formats import FORMATS
+    from swincli.export.metadata import ExportFacts
+    from swincli.export.runtime import ExportedModel
+    from swincli.models.config import SwinConfig
+
+    seen = []
+
+    def runner(x):
+        seen.append(len(x))
+        return x.flatten(1)[:, :3]
+
+    model = ExportedModel(runner, ExportFacts(SwinConfig(), None, Preprocessing(), batch=batch), FORMATS[fmt], Path("m"))
+    x = torch.randn(images, 3, 2, 2)
+    assert torch.equal(model(x), x.flatten(1)[:, :3]) and seen == calls

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import torch
 
+from swincli.export.formats import FORMATS
 from swincli.export.spec import ExportSpec
 
-MAX_BATCH = 64  # ExecuTorch plans memory for the largest input, so its dynamic batch has a small bound
+MAX_BATCH = FORMATS["executorch"].max_batch  # ExecuTorch plans memory for the largest input: a small bound
 
 
 def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackPartitioner,
+    )
     from executorch.exir import to_edge_transform_and_lower
 
     x = spec.example()

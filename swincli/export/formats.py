@@ -30,6 +30,7 @@ class Format:
     int8: bool = False
     aliases: tuple[str, ...] = ()
     metadata_inside: bool = True  # False: class names, preprocessing and config go to FILE.json
+    max_batch: int | None = None  # the largest batch a dynamic-batch file takes (its memory is planned for it)
 
     def missing(self, to: str = "write") -> list[str]:
         """Modules that do not import here, for writing (``write``) or running (``run``) this format."""
@@ -51,9 +52,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            aliases=("ov",)),
     Format("pt2", ".pt2", "AOTInductor", "pt2", (), (), aliases=("torch-export", "aoti", "aot-inductor")),
     Format("tensorrt", ".engine", "TensorRT", "tensorrt", ("torch_tensorrt",), ("tensorrt",), devices=("cuda",),
-           aliases=("engine", "trt"), metadata_inside=False),
+           aliases=("engine", "trt"), metadata_inside=False, max_batch=256),
     Format("executorch", ".pte", "ExecuTorch (XNNPACK)", "executorch", ("executorch",), ("executorch",), devices=("cpu",),
-           half=False, aliases=("pte", "et"), metadata_inside=False),
+           half=False, aliases=("pte", "et"), metadata_inside=False, max_batch=64),
 )}  # fmt: skip
 BY_SUFFIX = {f.suffix: f for f in FORMATS.values()}
 ALIASES = {alias: f.name for f in FORMATS.values() for alias in (f.name, *f.aliases)}

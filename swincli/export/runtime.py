@@ -56,19 +56,21 @@ class ExportedModel(torch.nn.Module):
         self.load_notes = [f"running {path.name} with {fmt.runtime} ({facts.precision})"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.batch is None or len(x) == self.batch:
+        step = self.batch or self.format.max_batch
+        if step is None or len(x) == step or (self.batch is None and len(x) < step):
             return self.runner(x).to(x.device)
-        return self._fixed_batches(x)
+        return self._in_parts(x, step, pad=self.batch is not None)
 
-    def _fixed_batches(self, x: torch.Tensor) -> torch.Tensor:
-        """A file exported with ``--batch N`` takes exactly N images: feed it N at a time, the last padded."""
+    def _in_parts(self, x: torch.Tensor, step: int, pad: bool) -> torch.Tensor:
+        """A file exported with ``--batch N`` takes exactly N images (fed N at a time, the last padded); a
+        dynamic one at most its format's ``max_batch`` (fed in parts)."""
         outs = []
-        for start in range(0, len(x), self.batch):
-            part = x[start : start + self.batch]
-            pad = self.batch - len(part)
-            if pad:
-                part = torch.cat([part, part[-1:].expand(pad, *part.shape[1:])])
-            outs.append(self.runner(part)[: self.batch - pad])
+        for start in range(0, len(x), step):
+            part = x[start : start + step]
+            fill = step - len(part) if pad else 0
+            if fill:
+                part = torch.cat([part, part[-1:].expand(fill, *part.shape[1:])])
+            outs.append(self.runner(part)[: len(part) - fill])
         return torch.cat(outs).to(x.device)
 
 

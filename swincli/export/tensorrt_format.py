@@ -11,9 +11,10 @@ from pathlib import Path
 
 import torch
 
+from swincli.export.formats import FORMATS
 from swincli.export.spec import ExportSpec
 
-MAX_BATCH = 256
+MAX_BATCH = FORMATS["tensorrt"].max_batch  # the optimisation profile's largest batch
 
 
 def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None:
