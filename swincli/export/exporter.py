@@ -21,7 +21,7 @@ from swincli.export.formats import FORMATS, Format, default_output, find_format,
 from swincli.export.quiet import quiet
 from swincli.export.runtime import backend, check_device_kind, load_exported
 from swincli.export.spec import ExportSpec
-from swincli.export.verify import generated_images, image_paths, load_images, verify
+from swincli.export.verify import INT8_SAMPLES, SAMPLES, generated_images, image_paths, load_images, verify
 from swincli.fileio import atomic_file, check_writable_target
 
 
@@ -110,7 +110,8 @@ def export_model(net, out: Path, fmt: Format, *, batch: int | None = None, half:
         verification = None
         if check:
             step(f"checking it with {fmt.runtime}")
-            images = load_images(net, image_paths(data)) if data is not None else generated_images(net)
+            limit = INT8_SAMPLES if int8 else SAMPLES
+            images = load_images(net, image_paths(data, limit)) if data is not None else generated_images(net)
             exported = load_exported(written, fmt.name, device)
             where = str(data) if data is not None else "generated"
             verification = verify(net.to(device).float(), exported, images, where, fmt.name, spec.precision).to_dict()
