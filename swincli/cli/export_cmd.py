@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -46,7 +45,7 @@ def export(
     if to is None:
         raise api.SwinUsageError("export needs --to FORMAT", hint=f"choose {FORMATS}; `swin export --check` lists them")
     console = render.console(stderr=True)
-    with _Stages(console) as stages:
+    with render.Stages("exporting") as stages:
         report = api.export(source, to, model=model, output=output, batch=batch_size, dynamic_batch=dynamic_batch,
                             size=size, window=window, half=half, int8=int8, data=data, device=device, force=force,
                             offline=offline, on_stage=stages.show)  # fmt: skip
@@ -104,22 +103,3 @@ def _formats(rows: list[dict], fmt: str) -> None:
 def _can(value) -> str:
     return "[green]yes[/green]" if value is True else f"[red]no[/red]: needs {escape(', '.join(value))}"
 
-
-class _Stages:
-    """A spinner on stderr naming the step under way (on a terminal only: logs stay clean)."""
-
-    def __init__(self, console) -> None:
-        self.status = console.status("exporting") if sys.stderr.isatty() else None
-
-    def __enter__(self) -> "_Stages":
-        if self.status is not None:
-            self.status.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.status is not None:
-            self.status.stop()
-
-    def show(self, text: str) -> None:
-        if self.status is not None:
-            self.status.update(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -46,7 +45,7 @@ def profile(
     fmt = pick_format(fmt, as_json, ("table", "json"))
     if gpu and device not in (None, "cuda"):
         raise api.SwinUsageError(f"--gpu contradicts --device {device}", hint="--gpu is --device cuda; give one")
-    with _Stages(runtimes is not None) as stages:
+    with render.Stages("profiling", runtimes is not None) as stages:
         report = api.profile(model, checkpoint, size=size, window=window, batch_size=batch_size,
                              device="cuda" if gpu else device, amp=amp_value(amp), compile=compile, mode=mode,
                              warmup=warmup, iters=iters, attention=attention, compare=compare, plot=plot, force=force,
@@ -170,22 +169,3 @@ def _render_runtimes(console, rows: list[dict], info: dict) -> None:
     for line in failed:
         console.print(f"[red]failed:[/red] {escape(line)}", highlight=False, soft_wrap=True)
 
-
-class _Stages:
-    """A spinner on stderr naming the step under way (``--runtimes`` exports take minutes; a terminal only)."""
-
-    def __init__(self, wanted: bool) -> None:
-        self.status = render.console(stderr=True).status("profiling") if wanted and sys.stderr.isatty() else None
-
-    def __enter__(self) -> "_Stages":
-        if self.status is not None:
-            self.status.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.status is not None:
-            self.status.stop()
-
-    def show(self, text: str) -> None:
-        if self.status is not None:
-            self.status.update(text)

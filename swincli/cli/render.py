@@ -42,3 +42,26 @@ def resize_table(report: dict):
         )
     return table
 
+
+
+class Stages:
+    """A spinner on stderr naming the step under way, for work that takes minutes (exports); on a terminal
+    only, so logs and pipes stay clean. ``show(text)`` is the ``on_stage`` callback the API takes."""
+
+    def __init__(self, first: str, wanted: bool = True) -> None:
+        import sys
+
+        self.status = console(stderr=True).status(first) if wanted and sys.stderr.isatty() else None
+
+    def __enter__(self) -> "Stages":
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def show(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
