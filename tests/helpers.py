@@ -61,6 +61,16 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+def run_cli_isolated(*args) -> tuple[int, str, str]:
+    """``swin ARGS`` in a child process: for the runtimes (OpenVINO, AOTInductor, ExecuTorch) whose native
+    threads and state must not stay in the test process, where a later test once crashed on them."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "swincli", *map(str, args)], capture_output=True, text=True)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every parameter a non-trivial value: norms away from 1/0, logit scales spread, biases non-zero.
 

@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import run_cli, run_cli_isolated
 
 FAST = ["--iters", "2", "--warmup", "1", "-b", "2", "--device", "cpu"]
 
@@ -103,8 +103,8 @@ def test_every_installed_runtime_with_bf16_rows(tiny_checkpoint, capsys):
     from swincli.profiling.runtimes import select_formats
 
     formats, _ = select_formats("all", "cpu")
-    code, out, err = run_cli(capsys, "profile", "--checkpoint", tiny_checkpoint, "--runtimes", "all", "--amp", "bf16",
-                             *FAST, "--format", "json")  # fmt: skip
+    code, out, err = run_cli_isolated("profile", "--checkpoint", tiny_checkpoint, "--runtimes", "all", "--amp", "bf16",
+                                      *FAST, "--format", "json")  # fmt: skip
     assert code == 0, err
     rows = json.loads(out)["runtimes"]
     fp32 = {r["name"]: r for r in rows if r["requested"] == "fp32"}
