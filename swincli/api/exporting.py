@@ -30,15 +30,14 @@ def export_formats() -> list[dict[str, Any]]:
     """What this machine can write and run, one dict per format (``swin export --check``, like ``timmx doctor``):
     ``format``, ``suffix``, ``runtime``, ``write`` and ``run`` (True, or what is missing), ``devices``,
     ``dynamic_batch``, ``half``, ``int8`` and ``extra`` (what to install)."""
-    import shutil
-
     from swincli.export.formats import FORMATS
+    from swincli.export.pt2_format import has_compiler
 
     gpu = _has_gpu()
     rows = []
     for f in FORMATS.values():
         write, run = f.missing("write"), f.missing("run")
-        if f.name == "pt2" and shutil.which("c++") is None and shutil.which("g++") is None:
+        if f.name == "pt2" and not has_compiler():
             write = [*write, "a C++ compiler"]
         devices = [d for d in f.devices if d == "cpu" or gpu]
         rows.append({"format": f.name, "suffix": f.suffix, "runtime": f.runtime, "extra": f.extra,

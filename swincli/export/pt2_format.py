@@ -19,10 +19,15 @@ from swincli.export.spec import ExportSpec
 EXTRA = "swincli.json"
 
 
+def has_compiler() -> bool:
+    """AOTInductor compiles C++ for the CPU: is there a compiler to do it?"""
+    return shutil.which("c++") is not None or shutil.which("g++") is not None
+
+
 def write(net: torch.nn.Module, path: Path, spec: ExportSpec, meta: str) -> None:
     from torch.export.pt2_archive._package import package_pt2
 
-    if not spec.device.startswith("cuda") and shutil.which("c++") is None and shutil.which("g++") is None:
+    if not spec.device.startswith("cuda") and not has_compiler():
         raise SwinError("pt2 export compiles C++ and this machine has no C++ compiler", hint="install one (Debian: apt install g++)")
     x = spec.example()
     dim = spec.batch_dim()
